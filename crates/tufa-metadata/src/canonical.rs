@@ -1,0 +1,183 @@
+//! OLPC canonical JSON, byte-exact with `securesystemslib.formats.encode_canonical`.
+//!
+//! Signatures in TUF are made over these bytes, so any difference from
+//! securesystemslib (Unicode normalisation, escaping, key order) breaks interop.
+//! Rules: no whitespace; object keys sorted by code point (UTF-8 byte order);
+//! strings escape only `\` and `"`, every other character is written raw;
+//! integers only; floats are rejected.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::Error;
+
+/// Encodes a JSON value in canonical form.
+///
+/// Fails with [`Error::NonCanonicalNumber`] on a float, the only JSON value
+/// canonical JSON cannot represent.
+pub fn to_canonical_bytes(value: &Value) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::with_capacity(256);
+    write_value(value, &mut out)?;
+    Ok(out)
+}
+
+/// Serialises any serde value and encodes it in canonical form.
+pub fn to_canonical_bytes_of<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
+    let value = serde_json::to_value(value).map_err(|e| Error::Serialize(e.to_string()))?;
+    to_canonical_bytes(&value)
+}
+
+/// Appends the canonical encoding of `value` to `out`.
+pub fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), Error> {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                out.extend_from_slice(itoa_i64(i).as_bytes());
+            } else if let Some(u) = n.as_u64() {
+                out.extend_from_slice(u.to_string().as_bytes());
+            } else {
+                return Err(Error::NonCanonicalNumber(n.to_string()));
+            }
+        }
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(item, out)?;
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            out.push(b'{');
+            // serde_json's default Map is a BTreeMap<String, _>: iteration is
+            // already in byte order, which for UTF-8 is code point order. The
+            // debug assertion guards against someone enabling `preserve_order`.
+            let mut previous: Option<&str> = None;
+            for (i, (key, item)) in map.iter().enumerate() {
+                debug_assert!(previous.is_none_or(|p| p < key.as_str()));
+                previous = Some(key);
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_string(key, out);
+                out.push(b':');
+                write_value(item, out)?;
+            }
+            out.push(b'}');
+        }
+    }
+    Ok(())
+}
+
+fn itoa_i64(i: i64) -> String {
+    i.to_string()
+}
+
+fn write_string(s: &str, out: &mut Vec<u8>) {
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'"' || b == b'\\' {
+            out.extend_from_slice(&bytes[start..i]);
+            out.push(b'\\');
+            out.push(b);
+            start = i + 1;
+        }
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn enc(v: Value) -> String {
+        String::from_utf8(to_canonical_bytes(&v).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn examples_from_securesystemslib_docstring() {
+        assert_eq!(enc(json!("")), r#""""#);
+        assert_eq!(enc(json!([1, 2, 3])), "[1,2,3]");
+        assert_eq!(enc(json!([])), "[]");
+        assert_eq!(enc(json!({"A": [99]})), r#"{"A":[99]}"#);
+        assert_eq!(enc(json!({"x": 3, "y": 2})), r#"{"x":3,"y":2}"#);
+    }
+
+    #[test]
+    fn escapes_only_quote_and_backslash() {
+        assert_eq!(enc(json!("a\"b\\c\n\u{1}é𝄞")), "\"a\\\"b\\\\c\n\u{1}é𝄞\"");
+    }
+
+    #[test]
+    fn sorts_keys_by_code_point_not_utf16() {
+        // U+FF61 sorts before U+1F600 by code point, after it in UTF-16.
+        let v = json!({"\u{1F600}": 1, "\u{FF61}": 2, "a": 3, "B": 4});
+        assert_eq!(enc(v), "{\"B\":4,\"a\":3,\"\u{FF61}\":2,\"\u{1F600}\":1}");
+    }
+
+    #[test]
+    fn rejects_floats() {
+        assert!(matches!(
+            to_canonical_bytes(&json!({"a": 1.5})),
+            Err(Error::NonCanonicalNumber(_))
+        ));
+    }
+
+    #[test]
+    fn integer_extremes() {
+        assert_eq!(
+            enc(json!([i64::MIN, u64::MAX, 0, -1])),
+            format!("[{},{},0,-1]", i64::MIN, u64::MAX)
+        );
+    }
+
+    /// Strings without control characters: canonical JSON writes those raw,
+    /// which a strict JSON parser (serde_json, Python's `json`) then refuses.
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let text = "[^\\x00-\\x1f]{0,12}";
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|i| json!(i)),
+            any::<u64>().prop_map(|u| json!(u)),
+            text.prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::btree_map(text, inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Canonical output is valid JSON that parses back to the same value.
+        #[test]
+        fn round_trips(v in arb_json()) {
+            let bytes = to_canonical_bytes(&v).unwrap();
+            let back: Value = serde_json::from_slice(&bytes).unwrap();
+            prop_assert_eq!(back, v);
+        }
+
+        /// Encoding is a fixed point: canonical bytes re-encode to themselves.
+        #[test]
+        fn idempotent(v in arb_json()) {
+            let once = to_canonical_bytes(&v).unwrap();
+            let parsed: Value = serde_json::from_slice(&once).unwrap();
+            prop_assert_eq!(to_canonical_bytes(&parsed).unwrap(), once);
+        }
+    }
+}

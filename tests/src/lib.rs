@@ -1,0 +1,63 @@
+//! Shared helpers for tufa's integration and interop tests.
+//!
+//! The peers (python-tuf, securesystemslib, cryptography) live in a virtual
+//! environment that `.ci/run` creates at `.venv` in the checkout. Set
+//! `TUFA_TEST_PYTHON` to use another interpreter.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The workspace root (the checkout).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The Python interpreter that has the test peers installed.
+///
+/// Panics with instructions when there is none: an interop test that silently
+/// skipped would prove nothing.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("TUFA_TEST_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = workspace_root().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python test peers: run `bash .ci/run` once (it creates .venv with tuf and securesystemslib) or set TUFA_TEST_PYTHON"
+    );
+    venv
+}
+
+/// A script under `tests/python/`.
+pub fn python_script(name: &str) -> PathBuf {
+    workspace_root().join("tests/python").join(name)
+}
+
+/// Runs a script from `tests/python/` with arguments; panics with its
+/// output when it fails.
+pub fn run_python(script: &str, args: &[&std::ffi::OsStr]) -> Output {
+    let out = Command::new(python())
+        .arg(python_script(script))
+        .args(args)
+        .output()
+        .expect("start python");
+    assert!(
+        out.status.success(),
+        "{script} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The `tufa` binary built for these tests.
+pub fn tufa_bin() -> PathBuf {
+    // Integration tests of this crate get CARGO_BIN_EXE_* only for their own
+    // package's binaries, so find it beside the test executable.
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join(format!("tufa{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.exists(), "{} not built: run `cargo build -p tufa-cli` (cargo test --workspace does)", bin.display());
+    bin
+}
