@@ -9,7 +9,10 @@ use std::process::{Command, Output};
 
 /// The workspace root (the checkout).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// The Python interpreter that has the test peers installed.
@@ -58,6 +61,10 @@ pub fn tufa_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let bin = dir.join(format!("tufa{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.exists(), "{} not built: run `cargo build -p tufa-cli` (cargo test --workspace does)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo build -p tufa-cli` (cargo test --workspace does)",
+        bin.display()
+    );
     bin
 }
