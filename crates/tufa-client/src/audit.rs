@@ -180,7 +180,7 @@ fn audit_into(options: &AuditOptions, report: &mut AuditReport) -> Result<(), ()
                 }
             }
         }
-        let results: Vec<(String, Option<u64>, Result<(RoleSummary, Targets), String>)> = level
+        let results: Vec<DelegatedResult> = level
             .par_iter()
             .map(|(role, parent_name, parent)| {
                 let meta = snapshot.role_meta(role);
@@ -215,6 +215,9 @@ fn audit_into(options: &AuditOptions, report: &mut AuditReport) -> Result<(), ()
     }
     Ok(())
 }
+
+/// A delegated role's name, the version snapshot lists, and its outcome.
+type DelegatedResult = (String, Option<u64>, Result<(RoleSummary, Targets), String>);
 
 /// The names of the roles `parent` delegates to, in order.
 fn child_roles(parent: &Targets) -> Vec<String> {
