@@ -1,6 +1,7 @@
 //! `tufa`: the command line over the tufa libraries. Parsing arguments and
 //! printing results is all that happens here.
 
+mod serve;
 mod verify;
 
 use std::process::ExitCode;
@@ -17,6 +18,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the repository service: the RSTUF-compatible API, the publisher and
+    /// the published metadata, on SQLite and a directory.
+    Serve(serve::ServeArgs),
     /// Audit a consistent-snapshot TUF metadata directory offline: the root
     /// chain, then timestamp, snapshot, targets and every delegated role.
     Verify(verify::VerifyArgs),
@@ -24,7 +28,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TUFA_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let result = match cli.command {
+        Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
         Command::Verify(args) => verify::run(args),
     };
     match result {
@@ -34,4 +46,8 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }

@@ -1,1 +1,25 @@
+//! The tufa repository engine: it keeps a TUF repository with tens of
+//! thousands of hash bins signed, consistent and fresh while an index adds
+//! and removes files.
+//!
+//! - [`store`]: the state store (SQLite in the data directory).
+//! - [`storage`]: published metadata (a directory, atomic and durable writes).
+//! - [`publisher`]: the single sequential publisher: batches, bins, snapshot, timestamp, expiry.
+//! - [`repository`]: the service facade the HTTP API calls.
+//! - [`bootstrap`]: RSTUF's bootstrap payload and its checks.
 
+pub mod bootstrap;
+pub mod dev;
+pub mod error;
+pub mod online_key;
+pub mod publisher;
+pub mod repository;
+pub mod settings;
+pub mod storage;
+pub mod store;
+pub mod task;
+pub mod validate;
+
+pub use error::{Error, Result};
+pub use repository::{Accepted, Repository, RepositoryConfig};
+pub use settings::{BootstrapState, Expiration, RepositorySettings};

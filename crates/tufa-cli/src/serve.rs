@@ -1,0 +1,80 @@
+//! `tufa serve`: the repository service on the embedded default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use tufa_repository::online_key::OnlineKeySource;
+use tufa_repository::{Repository, RepositoryConfig};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where the state (tufa.db), the published metadata (metadata/) and keys live.
+    #[arg(long, default_value = "tufa-data", env = "TUFA_DATA_DIR")]
+    data_dir: PathBuf,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "TUFA_LISTEN")]
+    listen: SocketAddr,
+    /// The online signing key (PKCS#8 PEM; password in TUFA_ONLINE_KEY_PASSWORD)
+    /// [default: DATA_DIR/keys/online.pem].
+    #[arg(long, value_name = "FILE", env = "TUFA_ONLINE_KEY")]
+    online_key: Option<PathBuf>,
+    /// Bootstrap an empty repository at once with generated keys under
+    /// DATA_DIR/keys. For trying tufa out, never for production.
+    #[arg(long)]
+    dev: bool,
+    /// Number of hash bins for --dev.
+    #[arg(long, default_value_t = tufa_repository::dev::DEV_BINS)]
+    dev_bins: u32,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let online_key = match &args.online_key {
+        Some(path) => OnlineKeySource::from_uri(&path.display().to_string()),
+        None => OnlineKeySource::in_data_dir(&args.data_dir),
+    };
+    let config = RepositoryConfig { data_dir: args.data_dir.clone(), online_key };
+    let repo = Repository::open(config).await.with_context(|| format!("opening {}", args.data_dir.display()))?;
+
+    if args.dev && repo.bootstrap_state().await?.is_none() {
+        let keys = args.data_dir.join("keys");
+        eprintln!("WARNING: --dev: generating root and online keys in {} (mode 0600).", keys.display());
+        eprintln!("WARNING: anyone who can read that directory can sign for this repository. Never use --dev in production.");
+        let payload = tufa_repository::dev::dev_bootstrap_payload(&keys, args.dev_bins)?;
+        let task = repo.bootstrap(&payload).await.context("bootstrapping the dev repository")?;
+        eprintln!("bootstrap task {task} accepted ({} bins)", args.dev_bins);
+    }
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let publisher = tokio::spawn(repo.clone().run_publisher());
+    eprintln!("tufa serve: listening on http://{addr}");
+    eprintln!("  API:       http://{addr}/api/v1/");
+    eprintln!("  metadata:  http://{addr}/metadata/");
+    eprintln!("  root.json: {}", args.data_dir.join("metadata").join("1.root.json").display());
+    tufa_server::serve(listener, repo, shutdown_signal()).await?;
+    publisher.abort();
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

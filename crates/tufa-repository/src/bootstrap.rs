@@ -1,0 +1,181 @@
+//! The bootstrap payload (RSTUF's format) and the first metadata it produces.
+
+use serde_json::{Map, Value, json};
+use tufa_metadata::metadata::TOP_LEVEL_ROLES;
+use tufa_metadata::{Metadata, RawMetadata, Role, Root, UtcTime};
+
+use crate::error::{Error, Result};
+use crate::settings::{Expiration, RepositorySettings};
+
+/// A checked bootstrap request.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    pub settings: RepositorySettings,
+    pub root: Metadata<Root>,
+}
+
+fn expiration(roles: &Map<String, Value>, role: &str) -> Result<u32> {
+    let field = format!("settings.roles.{role}.expiration");
+    let value = roles
+        .get(role)
+        .and_then(|r| r.get("expiration"))
+        .ok_or_else(|| Error::invalid(&field, "is required"))?;
+    value
+        .as_u64()
+        .filter(|&d| (1..=3650).contains(&d))
+        .map(|d| d as u32)
+        .ok_or_else(|| {
+            Error::invalid(
+                &field,
+                format!("must be a number of days from 1 to 3650, got {value}"),
+            )
+        })
+}
+
+/// Parses and checks a bootstrap payload:
+/// `{settings: {roles: {root|targets|snapshot|timestamp: {expiration}, bins:
+/// {expiration, number_of_delegated_bins}}}, metadata: {root: {...}}}`.
+///
+/// The root must verify with its own root keys and threshold, list one online
+/// key for targets, snapshot and timestamp, and not be expired.
+pub fn parse_payload(payload: &Value) -> Result<Bootstrap> {
+    let roles = payload
+        .get("settings")
+        .and_then(|s| s.get("roles"))
+        .and_then(Value::as_object)
+        .ok_or_else(|| Error::invalid("settings.roles", "is required and must be an object"))?;
+    if roles.contains_key("delegations") {
+        return Err(Error::invalid(
+            "settings.roles.delegations",
+            "custom delegations are not supported yet; use bins",
+        ));
+    }
+    let bins = roles
+        .get("bins")
+        .ok_or_else(|| Error::invalid("settings.roles.bins", "is required"))?;
+    let number = bins
+        .get("number_of_delegated_bins")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    if !(2..=16384).contains(&number) || !number.is_power_of_two() {
+        return Err(Error::invalid(
+            "settings.roles.bins.number_of_delegated_bins",
+            format!(
+                "must be a power of two from 2 to 16384, got {}",
+                bins.get("number_of_delegated_bins").unwrap_or(&Value::Null)
+            ),
+        ));
+    }
+    let expiration = Expiration {
+        root: expiration(roles, "root")?,
+        targets: expiration(roles, "targets")?,
+        snapshot: expiration(roles, "snapshot")?,
+        timestamp: expiration(roles, "timestamp")?,
+        bins: expiration(roles, "bins")?,
+    };
+
+    let root_value = payload
+        .get("metadata")
+        .and_then(|m| m.get("root"))
+        .ok_or_else(|| Error::invalid("metadata.root", "is required"))?;
+    let raw = RawMetadata::from_value("root", root_value.clone())
+        .map_err(|e| Error::invalid("metadata.root", e.to_string()))?;
+    let root: Metadata<Root> = raw
+        .clone()
+        .into_metadata("root")
+        .map_err(|e| Error::invalid("metadata.root", e.to_string()))?;
+    if root.signed.version != 1 {
+        return Err(Error::invalid(
+            "metadata.root.signed.version",
+            format!("must be 1, got {}", root.signed.version),
+        ));
+    }
+    if !root.signed.consistent_snapshot {
+        return Err(Error::invalid(
+            "metadata.root.signed.consistent_snapshot",
+            "must be true",
+        ));
+    }
+    if root.signed.is_expired(UtcTime::now()) {
+        return Err(Error::invalid(
+            "metadata.root.signed.expires",
+            format!("{} is in the past", root.signed.expires),
+        ));
+    }
+    let verification = root
+        .signed
+        .verify_role("root", &raw)
+        .map_err(|e| Error::invalid("metadata.root.signatures", e.to_string()))?;
+
+    // One online key for targets, snapshot and timestamp (the amended PEP 458 design).
+    let mut online: Option<&String> = None;
+    for role in TOP_LEVEL_ROLES.iter().filter(|r| **r != "root") {
+        let keys = root
+            .signed
+            .role(role)
+            .map_err(|e| Error::invalid("metadata.root.signed.roles", e.to_string()))?;
+        let field = format!("metadata.root.signed.roles.{role}");
+        match (keys.keyids.as_slice(), keys.threshold) {
+            ([keyid], 1) => match online {
+                None => online = Some(keyid),
+                Some(k) if k == keyid => {}
+                Some(k) => {
+                    return Err(Error::invalid(
+                        field,
+                        format!("uses key {keyid}, but the online key is {k}"),
+                    ));
+                }
+            },
+            _ => {
+                return Err(Error::invalid(
+                    field,
+                    "must list exactly one online key with threshold 1",
+                ));
+            }
+        }
+    }
+    let online_keyid = online
+        .cloned()
+        .ok_or_else(|| Error::invalid("metadata.root.signed.roles", "no online key"))?;
+    if !root.signed.keys.contains_key(&online_keyid) {
+        return Err(Error::invalid(
+            "metadata.root.signed.keys",
+            format!("online key {online_keyid} is not listed"),
+        ));
+    }
+    let root_keys = root
+        .signed
+        .role("root")
+        .map_err(|e| Error::invalid("metadata.root.signed.roles", e.to_string()))?;
+    let settings = RepositorySettings {
+        expiration,
+        number_of_delegated_bins: number as u32,
+        online_keyid,
+        root_threshold: verification.threshold,
+        root_num_keys: root_keys.keyids.len(),
+    };
+    Ok(Bootstrap { settings, root })
+}
+
+/// Builds a bootstrap payload in RSTUF's format from a signed root.
+pub fn payload(
+    expiration: &Expiration,
+    number_of_bins: u32,
+    root: &Metadata<Root>,
+) -> Result<Value> {
+    let root_value: Value =
+        serde_json::from_slice(&root.to_bytes()?).map_err(|e| Error::Corrupt(e.to_string()))?;
+    Ok(json!({
+        "settings": {
+            "roles": {
+                "root": {"expiration": expiration.root},
+                "targets": {"expiration": expiration.targets},
+                "snapshot": {"expiration": expiration.snapshot},
+                "timestamp": {"expiration": expiration.timestamp},
+                "bins": {"expiration": expiration.bins, "number_of_delegated_bins": number_of_bins},
+            }
+        },
+        "metadata": {"root": root_value},
+        "timeout": 300,
+    }))
+}

@@ -1,0 +1,60 @@
+//! Errors of the repository engine. A request error names the field that was
+//! wrong so the API can answer 4xx with it; everything else is the service's.
+
+/// Everything the repository engine can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A request that can never succeed as sent (HTTP 422).
+    #[error("{field}: {reason}")]
+    InvalidRequest { field: String, reason: String },
+
+    /// The repository has not been bootstrapped yet (or is still bootstrapping).
+    #[error("the repository is not bootstrapped (state: {state})")]
+    NotBootstrapped { state: String },
+
+    /// A second bootstrap.
+    #[error("the repository is already bootstrapped (task {task_id})")]
+    AlreadyBootstrapped { task_id: String },
+
+    /// Metadata could not be built, signed or verified.
+    #[error(transparent)]
+    Metadata(#[from] tufa_metadata::Error),
+
+    /// The state store failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+
+    /// Writing or reading published metadata failed.
+    #[error("metadata storage {path}: {source}")]
+    Storage {
+        path: String,
+        source: std::io::Error,
+    },
+
+    /// The online signing key is missing or does not match root.
+    #[error("online key: {0}")]
+    OnlineKey(String),
+
+    /// Stored state that this version cannot read: a bug or a hand edit.
+    #[error("corrupt repository state: {0}")]
+    Corrupt(String),
+}
+
+impl Error {
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidRequest {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn storage(path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Storage {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

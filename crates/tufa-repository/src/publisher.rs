@@ -1,0 +1,351 @@
+//! The publisher: the one sequential writer of a repository's metadata.
+//!
+//! Each step coalesces every pending change into one publication: the
+//! affected bins rebuilt from the state store and signed in parallel, written
+//! and made durable, then one snapshot, then one timestamp. Roles close to
+//! expiry are re-signed in the same way, so freshness is just another reason
+//! to publish. Versions always move forward past anything already in storage,
+//! so a crash between writing files and recording them is repaired by the
+//! next publication.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde_json::Map;
+use tufa_metadata::{
+    Delegations, Key, MetaFile, Metadata, Root, Signer, Snapshot, SuccinctRoles, TargetFile,
+    Targets, Timestamp, UtcTime,
+};
+
+use crate::error::{Error, Result};
+use crate::settings::RepositorySettings;
+use crate::storage::DirectoryStorage;
+use crate::store::{RoleVersion, Store};
+
+/// The prefix of bin role names, as RSTUF and PEP 458 name them.
+pub const BINS_PREFIX: &str = "bins";
+
+/// What one publication did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Publication {
+    pub snapshot_version: u64,
+    pub timestamp_version: u64,
+    pub bins_signed: usize,
+    pub artifact_changes: usize,
+    pub tasks_completed: u64,
+    pub millis: u128,
+}
+
+/// The publisher's view of the repository.
+pub struct Publisher {
+    store: Store,
+    storage: DirectoryStorage,
+    signer: Arc<dyn Signer>,
+    settings: RepositorySettings,
+    online_key: Key,
+    succinct: SuccinctRoles,
+    roles: BTreeMap<String, RoleVersion>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("bins", &self.settings.number_of_delegated_bins)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long before expiry a role is re-signed: a quarter of its lifetime or
+/// one hour, whichever is smaller.
+pub fn resign_margin(lifetime_seconds: i64) -> i64 {
+    (lifetime_seconds / 4).min(3600)
+}
+
+impl Publisher {
+    /// A publisher for a bootstrapped repository whose current root is `root`.
+    pub async fn new(
+        store: Store,
+        storage: DirectoryStorage,
+        signer: Arc<dyn Signer>,
+        settings: RepositorySettings,
+        root: &Root,
+    ) -> Result<Publisher> {
+        if signer.keyid() != settings.online_keyid {
+            return Err(Error::OnlineKey(format!(
+                "root names online key {}, but the key available is {}",
+                settings.online_keyid,
+                signer.keyid()
+            )));
+        }
+        let online_key = root
+            .keys
+            .get(&settings.online_keyid)
+            .cloned()
+            .ok_or_else(|| Error::Corrupt("root does not list the online key".into()))?;
+        let succinct = SuccinctRoles {
+            keyids: vec![settings.online_keyid.clone()],
+            threshold: 1,
+            bit_length: settings.bit_length(),
+            name_prefix: BINS_PREFIX.into(),
+            unrecognized: Map::new(),
+        };
+        let mut publisher = Publisher {
+            store,
+            storage,
+            signer,
+            settings,
+            online_key,
+            succinct,
+            roles: BTreeMap::new(),
+        };
+        publisher.roles = publisher.store.roles().await?;
+        publisher.reconcile_with_storage()?;
+        Ok(publisher)
+    }
+
+    /// Raises recorded versions to what storage already publishes, so that no
+    /// version is ever written twice with different content after a crash.
+    fn reconcile_with_storage(&mut self) -> Result<()> {
+        let Some(bytes) = self.storage.read("timestamp.json")? else {
+            return Ok(());
+        };
+        let timestamp = Metadata::<Timestamp>::from_slice(&bytes)?.signed;
+        self.raise("timestamp", timestamp.version);
+        let snapshot_version = timestamp.snapshot_meta()?.version;
+        self.raise("snapshot", snapshot_version);
+        if let Some(bytes) = self
+            .storage
+            .read(&format!("{snapshot_version}.snapshot.json"))?
+        {
+            let snapshot = Metadata::<Snapshot>::from_slice(&bytes)?.signed;
+            for (file, meta) in &snapshot.meta {
+                if let Some(role) = file.strip_suffix(".json") {
+                    self.raise(role, meta.version);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn raise(&mut self, role: &str, version: u64) {
+        let entry = self.roles.entry(role.to_string()).or_insert(RoleVersion {
+            version,
+            expires: 0,
+        });
+        if entry.version < version {
+            // Expiry unknown: treat as due, so it is re-signed soon.
+            *entry = RoleVersion {
+                version,
+                expires: 0,
+            };
+        }
+    }
+
+    /// Writes the first metadata of a freshly bootstrapped repository.
+    pub async fn write_initial(&mut self, root: &Metadata<Root>) -> Result<()> {
+        let root_bytes = root.to_bytes()?;
+        self.storage.write("1.root.json", &root_bytes)?;
+        self.storage.sync_files(&["1.root.json".to_string()])?;
+        self.roles.insert(
+            "root".into(),
+            RoleVersion {
+                version: 1,
+                expires: root.signed.expires.unix(),
+            },
+        );
+        let all_bins: BTreeSet<u32> = (0..self.settings.number_of_delegated_bins).collect();
+        self.publish(&all_bins, true, 0, 0, UtcTime::now()).await?;
+        let roles: Vec<(String, RoleVersion)> =
+            self.roles.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        self.store.finish_publication(0, &roles).await?;
+        Ok(())
+    }
+
+    fn expiring(&self, role: &str, now: UtcTime) -> bool {
+        let lifetime = self.settings.expiration.seconds(role);
+        match self.roles.get(role) {
+            None => true,
+            Some(r) => r.expires - now.unix() <= resign_margin(lifetime),
+        }
+    }
+
+    /// One publication if anything is pending or due; `None` when idle.
+    pub async fn step(&mut self) -> Result<Option<Publication>> {
+        let now = UtcTime::now();
+        let batch = self.store.pending_batch().await?;
+        let mut bins = batch.bins.clone();
+        for n in 0..self.settings.number_of_delegated_bins {
+            if self.expiring(&self.succinct.bin_name(u64::from(n)), now) {
+                bins.insert(n);
+            }
+        }
+        let targets_due = self.expiring("targets", now);
+        let due = !bins.is_empty()
+            || targets_due
+            || self.expiring("snapshot", now)
+            || self.expiring("timestamp", now);
+        if !due && batch.tasks == 0 {
+            return Ok(None);
+        }
+        let publication = if due {
+            self.publish(&bins, targets_due, batch.max_seq, batch.changes, now)
+                .await?
+        } else {
+            // Tasks whose changes were already published (superseded or empty).
+            Publication::default()
+        };
+        let tasks_completed = self
+            .store
+            .finish_publication(batch.max_seq, &self.changed_roles(&publication))
+            .await?;
+        Ok(Some(Publication {
+            tasks_completed,
+            ..publication
+        }))
+    }
+
+    /// Every role the last publication touched, to record in the store.
+    fn changed_roles(&self, publication: &Publication) -> Vec<(String, RoleVersion)> {
+        if publication.timestamp_version == 0 {
+            return Vec::new();
+        }
+        // Recording all is simplest and cheap (one upsert per role).
+        self.roles.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    /// Signs and writes `bins` (and targets if asked), then snapshot and timestamp.
+    async fn publish(
+        &mut self,
+        bins: &BTreeSet<u32>,
+        with_targets: bool,
+        max_seq: i64,
+        changes: usize,
+        now: UtcTime,
+    ) -> Result<Publication> {
+        let started = Instant::now();
+        let bin_list: Vec<u32> = bins.iter().copied().collect();
+        let contents = self.store.bin_contents(&bin_list, max_seq).await?;
+        let bins_expires = now.plus_seconds(self.settings.expiration.seconds("bins"));
+
+        let mut roles: Vec<(String, Targets)> = Vec::with_capacity(bin_list.len() + 1);
+        for (bin, entries) in contents {
+            let name = self.succinct.bin_name(u64::from(bin));
+            let mut targets = Targets::new(bins_expires);
+            targets.version = self.next_version(&name);
+            for (path, info) in entries {
+                let file: TargetFile = serde_json::from_str(&info)
+                    .map_err(|e| Error::Corrupt(format!("stored info of {path}: {e}")))?;
+                targets.targets.insert(path, file);
+            }
+            roles.push((name, targets));
+        }
+        if with_targets {
+            let mut targets =
+                Targets::new(now.plus_seconds(self.settings.expiration.seconds("targets")));
+            targets.version = self.next_version("targets");
+            targets.delegations = Some(Delegations {
+                keys: BTreeMap::from([(
+                    self.settings.online_keyid.clone(),
+                    self.online_key.clone(),
+                )]),
+                roles: None,
+                succinct_roles: Some(self.succinct.clone()),
+                unrecognized: Map::new(),
+            });
+            roles.push(("targets".into(), targets));
+        }
+
+        // Sign and write in parallel, then make all of it durable at once.
+        let storage = self.storage.clone();
+        let signer = Arc::clone(&self.signer);
+        let written =
+            tokio::task::spawn_blocking(move || -> Result<Vec<(String, RoleVersion, String)>> {
+                let written: Vec<(String, RoleVersion, String)> = roles
+                    .into_par_iter()
+                    .map(|(name, targets)| {
+                        let version = RoleVersion {
+                            version: targets.version,
+                            expires: targets.expires.unix(),
+                        };
+                        let mut md = Metadata::new(targets);
+                        md.sign(signer.as_ref())?;
+                        let file = format!("{}.{name}.json", version.version);
+                        storage.write(&file, &md.to_bytes()?)?;
+                        Ok((name, version, file))
+                    })
+                    .collect::<Result<_>>()?;
+                let files: Vec<String> = written.iter().map(|(_, _, f)| f.clone()).collect();
+                storage.sync_files(&files)?;
+                Ok(written)
+            })
+            .await
+            .map_err(|e| Error::Corrupt(format!("signing task failed: {e}")))??;
+        let bins_signed = written.iter().filter(|(n, _, _)| n != "targets").count();
+        for (name, version, _) in written {
+            self.roles.insert(name, version);
+        }
+
+        // Snapshot: every targets role, version only.
+        let mut snapshot =
+            Snapshot::new(now.plus_seconds(self.settings.expiration.seconds("snapshot")));
+        snapshot.version = self.next_version("snapshot");
+        for (name, role) in &self.roles {
+            if !matches!(name.as_str(), "root" | "snapshot" | "timestamp") {
+                snapshot
+                    .meta
+                    .insert(format!("{name}.json"), MetaFile::new(role.version));
+            }
+        }
+        let snapshot_version = RoleVersion {
+            version: snapshot.version,
+            expires: snapshot.expires.unix(),
+        };
+        let mut timestamp = Timestamp::new(
+            now.plus_seconds(self.settings.expiration.seconds("timestamp")),
+            MetaFile::new(snapshot.version),
+        );
+        timestamp.version = self.next_version("timestamp");
+        let timestamp_version = RoleVersion {
+            version: timestamp.version,
+            expires: timestamp.expires.unix(),
+        };
+
+        let storage = self.storage.clone();
+        let signer = Arc::clone(&self.signer);
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let mut md = Metadata::new(snapshot);
+            md.sign(signer.as_ref())?;
+            storage.write_durable(
+                &format!("{}.snapshot.json", snapshot_version.version),
+                &md.to_bytes()?,
+            )?;
+            let mut md = Metadata::new(timestamp);
+            md.sign(signer.as_ref())?;
+            storage.write_durable("timestamp.json", &md.to_bytes()?)
+        })
+        .await
+        .map_err(|e| Error::Corrupt(format!("signing task failed: {e}")))??;
+        self.roles.insert("snapshot".into(), snapshot_version);
+        self.roles.insert("timestamp".into(), timestamp_version);
+
+        Ok(Publication {
+            snapshot_version: snapshot_version.version,
+            timestamp_version: timestamp_version.version,
+            bins_signed,
+            artifact_changes: changes,
+            tasks_completed: 0,
+            millis: started.elapsed().as_millis(),
+        })
+    }
+
+    fn next_version(&self, role: &str) -> u64 {
+        self.roles.get(role).map_or(1, |r| r.version + 1)
+    }
+
+    /// The bin number a target path falls in.
+    pub fn bin_for(&self, path: &str) -> u32 {
+        self.succinct.bin_for_target(path) as u32
+    }
+}

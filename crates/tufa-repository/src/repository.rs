@@ -1,0 +1,516 @@
+//! The repository service: accepts changes (committed to the state store
+//! before it answers) and runs the one publisher that turns them into signed
+//! metadata.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, Notify};
+use tufa_metadata::{Metadata, Root, SuccinctRoles, UtcTime};
+
+use crate::bootstrap;
+use crate::error::{Error, Result};
+use crate::online_key::OnlineKeySource;
+use crate::publisher::{BINS_PREFIX, Publication, Publisher};
+use crate::settings::{BOOTSTRAP_KEY, BootstrapState, ROOT_KEY, RepositorySettings, SETTINGS_KEY};
+use crate::storage::DirectoryStorage;
+use crate::store::{ArtifactChange, NewTask, Store};
+use crate::task::{Task, TaskKind, new_task_id};
+use crate::validate;
+
+/// Where a repository keeps its state and how it finds its online key.
+#[derive(Debug, Clone)]
+pub struct RepositoryConfig {
+    /// `DIR/tufa.db` (state) and `DIR/metadata/` (published metadata).
+    pub data_dir: PathBuf,
+    pub online_key: OnlineKeySource,
+}
+
+impl RepositoryConfig {
+    /// Everything in one data directory, the online key at `DIR/keys/online.pem`.
+    pub fn in_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        RepositoryConfig {
+            online_key: OnlineKeySource::in_data_dir(&data_dir),
+            data_dir,
+        }
+    }
+}
+
+/// A request accepted for publication.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    pub task_id: String,
+    pub artifacts: Vec<String>,
+    pub last_update: UtcTime,
+}
+
+/// A handle on the repository service; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    storage: DirectoryStorage,
+    online_key: OnlineKeySource,
+    wake: Notify,
+    /// Serialises bootstrap acceptance.
+    bootstrap_lock: Mutex<()>,
+    /// Settings once bootstrapped (they do not change afterwards).
+    settings: Mutex<Option<RepositorySettings>>,
+    last_publication: Mutex<Option<Publication>>,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Repository {
+    /// Opens the repository in a data directory, creating what is missing.
+    pub async fn open(config: RepositoryConfig) -> Result<Repository> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| Error::storage(&config.data_dir, e))?;
+        let store = Store::open_sqlite(&config.data_dir.join("tufa.db")).await?;
+        let storage = DirectoryStorage::open(config.data_dir.join("metadata"))?;
+        let settings = store.setting::<RepositorySettings>(SETTINGS_KEY).await?;
+        Ok(Repository {
+            inner: Arc::new(Inner {
+                store,
+                storage,
+                online_key: config.online_key,
+                wake: Notify::new(),
+                bootstrap_lock: Mutex::new(()),
+                settings: Mutex::new(settings),
+                last_publication: Mutex::new(None),
+                last_error: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The published metadata.
+    pub fn storage(&self) -> &DirectoryStorage {
+        &self.inner.storage
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Where bootstrap stands; `None` before any bootstrap request.
+    pub async fn bootstrap_state(&self) -> Result<Option<BootstrapState>> {
+        self.inner.store.setting(BOOTSTRAP_KEY).await
+    }
+
+    async fn require_bootstrapped(&self) -> Result<RepositorySettings> {
+        match self.bootstrap_state().await? {
+            Some(BootstrapState::Done { .. }) => {}
+            Some(state) => {
+                return Err(Error::NotBootstrapped {
+                    state: state.rstuf_value(),
+                });
+            }
+            None => {
+                return Err(Error::NotBootstrapped {
+                    state: "None".into(),
+                });
+            }
+        }
+        self.settings().await
+    }
+
+    async fn settings(&self) -> Result<RepositorySettings> {
+        let mut cached = self.inner.settings.lock().await;
+        if cached.is_none() {
+            *cached = self.inner.store.setting(SETTINGS_KEY).await?;
+        }
+        cached
+            .clone()
+            .ok_or_else(|| Error::Corrupt("bootstrapped but no settings stored".into()))
+    }
+
+    /// Accepts a bootstrap payload (RSTUF's format). The first metadata is
+    /// written by the publisher; the task succeeds once it is.
+    pub async fn bootstrap(&self, payload: &Value) -> Result<String> {
+        let _guard = self.inner.bootstrap_lock.lock().await;
+        if let Some(state) = self.bootstrap_state().await? {
+            return Err(Error::AlreadyBootstrapped {
+                task_id: state.task_id().to_string(),
+            });
+        }
+        let bootstrap = bootstrap::parse_payload(payload)?;
+        let signer = self.inner.online_key.load()?.ok_or_else(|| {
+            Error::OnlineKey(
+                "no online key is configured for this service (see --online-key)".into(),
+            )
+        })?;
+        if signer.keyid() != bootstrap.settings.online_keyid {
+            return Err(Error::invalid(
+                "metadata.root.signed.roles",
+                format!(
+                    "the online key in root is {}, but this service holds key {}",
+                    bootstrap.settings.online_keyid,
+                    signer.keyid()
+                ),
+            ));
+        }
+        let task_id = new_task_id();
+        let root_value: Value = serde_json::from_slice(&bootstrap.root.to_bytes()?)
+            .map_err(|e| Error::Corrupt(e.to_string()))?;
+        let settings_value =
+            serde_json::to_value(&bootstrap.settings).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let state = serde_json::to_value(BootstrapState::Pending {
+            task_id: task_id.clone(),
+        })
+        .map_err(|e| Error::Corrupt(e.to_string()))?;
+        let task = NewTask {
+            id: task_id.clone(),
+            kind: TaskKind::Bootstrap.as_str(),
+            message: "Bootstrap accepted.".into(),
+            details: json!({"bootstrap": format!("pre-{task_id}")}),
+            done: false,
+        };
+        self.inner
+            .store
+            .set_settings_with_task(
+                &[
+                    (SETTINGS_KEY, settings_value),
+                    (ROOT_KEY, root_value),
+                    (BOOTSTRAP_KEY, state),
+                ],
+                &task,
+            )
+            .await?;
+        *self.inner.settings.lock().await = Some(bootstrap.settings);
+        self.inner.wake.notify_one();
+        Ok(task_id)
+    }
+
+    fn succinct(settings: &RepositorySettings) -> SuccinctRoles {
+        SuccinctRoles {
+            keyids: vec![settings.online_keyid.clone()],
+            threshold: 1,
+            bit_length: settings.bit_length(),
+            name_prefix: BINS_PREFIX.into(),
+            unrecognized: serde_json::Map::new(),
+        }
+    }
+
+    /// Accepts `POST /api/v1/artifacts/`: `{artifacts: [{path, info}],
+    /// publish_artifacts, add_task_id_to_custom}`. All or nothing: one bad
+    /// artifact refuses the request, naming it.
+    pub async fn add_artifacts(&self, payload: &Value) -> Result<Accepted> {
+        let settings = self.require_bootstrapped().await?;
+        let obj = validate::object(payload, "body")?;
+        let publish = validate::bool_field(obj, "publish_artifacts", true)?;
+        let add_task_id = validate::bool_field(obj, "add_task_id_to_custom", false)?;
+        let artifacts = obj
+            .get("artifacts")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Error::invalid("artifacts", "is required and must be a list"))?;
+        if artifacts.is_empty() {
+            return Err(Error::invalid("artifacts", "must not be empty"));
+        }
+        let task_id = new_task_id();
+        let succinct = Self::succinct(&settings);
+        let mut by_path: BTreeMap<String, (usize, ArtifactChange)> = BTreeMap::new();
+        let mut order = Vec::with_capacity(artifacts.len());
+        for (i, artifact) in artifacts.iter().enumerate() {
+            let field = format!("artifacts[{i}]");
+            let path = artifact
+                .get("path")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    Error::invalid(format!("{field}.path"), "is required and must be a string")
+                })?;
+            validate::target_path(&format!("{field}.path"), path)?;
+            let info = artifact
+                .get("info")
+                .ok_or_else(|| Error::invalid(format!("{field}.info"), "is required"))?;
+            let mut file = validate::artifact_info(&format!("{field}.info"), info)?;
+            if add_task_id {
+                let mut custom = file
+                    .custom()
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                custom.insert("added_by_task_id".into(), Value::String(task_id.clone()));
+                file.unrecognized
+                    .insert("custom".into(), Value::Object(custom));
+            }
+            let info = serde_json::to_string(&file).map_err(|e| Error::Corrupt(e.to_string()))?;
+            let change = ArtifactChange {
+                path: path.to_string(),
+                bin: succinct.bin_for_target(path) as u32,
+                info: Some(info),
+            };
+            if let Some((j, earlier)) = by_path.get(path) {
+                if earlier.info != change.info {
+                    return Err(Error::invalid(
+                        format!("{field}.path"),
+                        format!("{path:?} is also artifacts[{j}] with different info"),
+                    ));
+                }
+                continue;
+            }
+            order.push(path.to_string());
+            by_path.insert(path.to_string(), (i, change));
+        }
+        let roles: BTreeSet<String> = by_path
+            .values()
+            .map(|(_, c)| succinct.bin_name(u64::from(c.bin)))
+            .collect();
+        let changes: Vec<ArtifactChange> = by_path.into_values().map(|(_, c)| c).collect();
+        let task = NewTask {
+            id: task_id.clone(),
+            kind: TaskKind::AddArtifacts.as_str(),
+            message: if publish {
+                "Artifact(s) Added".into()
+            } else {
+                "Artifact(s) Added. Publishing skipped.".into()
+            },
+            details: json!({"added_artifacts": order, "invalid_paths": [], "artifact_roles": roles}),
+            done: !publish,
+        };
+        self.inner
+            .store
+            .record_changes(&changes, !publish, &task)
+            .await?;
+        if publish {
+            self.inner.wake.notify_one();
+        }
+        Ok(Accepted {
+            task_id,
+            artifacts: order,
+            last_update: UtcTime::now(),
+        })
+    }
+
+    /// Accepts `POST /api/v1/artifacts/delete`: `{artifacts: [path], publish_artifacts}`.
+    pub async fn remove_artifacts(&self, payload: &Value) -> Result<Accepted> {
+        let settings = self.require_bootstrapped().await?;
+        let obj = validate::object(payload, "body")?;
+        let publish = validate::bool_field(obj, "publish_artifacts", true)?;
+        let paths = obj
+            .get("artifacts")
+            .and_then(Value::as_array)
+            .ok_or_else(|| {
+                Error::invalid("artifacts", "is required and must be a list of paths")
+            })?;
+        if paths.is_empty() {
+            return Err(Error::invalid("artifacts", "must not be empty"));
+        }
+        let mut unique = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (i, p) in paths.iter().enumerate() {
+            let path = p
+                .as_str()
+                .ok_or_else(|| Error::invalid(format!("artifacts[{i}]"), "must be a string"))?;
+            validate::target_path(&format!("artifacts[{i}]"), path)?;
+            if seen.insert(path.to_string()) {
+                unique.push(path.to_string());
+            }
+        }
+        let present = self.inner.store.present_paths(&unique).await?;
+        let succinct = Self::succinct(&settings);
+        let (deleted, not_found): (Vec<String>, Vec<String>) =
+            unique.iter().cloned().partition(|p| present.contains(p));
+        let changes: Vec<ArtifactChange> = deleted
+            .iter()
+            .map(|p| ArtifactChange {
+                path: p.clone(),
+                bin: succinct.bin_for_target(p) as u32,
+                info: None,
+            })
+            .collect();
+        let task_id = new_task_id();
+        let task = NewTask {
+            id: task_id.clone(),
+            kind: TaskKind::RemoveArtifacts.as_str(),
+            message: "Artifact(s) removed".into(),
+            details: json!({"deleted_artifacts": deleted, "not_found_artifacts": not_found}),
+            done: !publish || changes.is_empty(),
+        };
+        self.inner
+            .store
+            .record_changes(&changes, !publish, &task)
+            .await?;
+        if publish && !changes.is_empty() {
+            self.inner.wake.notify_one();
+        }
+        Ok(Accepted {
+            task_id,
+            artifacts: unique,
+            last_update: UtcTime::now(),
+        })
+    }
+
+    /// Accepts `POST /api/v1/artifacts/publish/`: publishes every staged change.
+    pub async fn publish_artifacts(&self) -> Result<Accepted> {
+        self.require_bootstrapped().await?;
+        let task_id = new_task_id();
+        let task = NewTask {
+            id: task_id.clone(),
+            kind: TaskKind::PublishArtifacts.as_str(),
+            message: "Artifact(s) published".into(),
+            details: json!({}),
+            done: false,
+        };
+        self.inner.store.unstage_all(&task).await?;
+        self.inner.wake.notify_one();
+        Ok(Accepted {
+            task_id,
+            artifacts: Vec::new(),
+            last_update: UtcTime::now(),
+        })
+    }
+
+    pub async fn task(&self, id: &str) -> Result<Option<Task>> {
+        self.inner.store.task(id).await
+    }
+
+    pub async fn tasks(&self, limit: u32, state: Option<&str>) -> Result<Vec<Task>> {
+        self.inner.store.tasks(limit, state).await
+    }
+
+    /// Settings as RSTUF's `GET /api/v1/config/` lists them.
+    pub async fn config(&self) -> Result<Value> {
+        let state = self.bootstrap_state().await?;
+        let mut out = serde_json::Map::new();
+        out.insert(
+            "bootstrap".into(),
+            state.map_or(Value::Null, |s| Value::String(s.rstuf_value())),
+        );
+        if let Ok(settings) = self.settings().await {
+            let e = settings.expiration;
+            for (role, days) in [
+                ("root", e.root),
+                ("targets", e.targets),
+                ("snapshot", e.snapshot),
+                ("timestamp", e.timestamp),
+                ("bins", e.bins),
+            ] {
+                out.insert(format!("{role}_expiration"), json!(days));
+                let (threshold, keys) = if role == "root" {
+                    (settings.root_threshold, settings.root_num_keys)
+                } else {
+                    (1, 1)
+                };
+                out.insert(format!("{role}_threshold"), json!(threshold));
+                out.insert(format!("{role}_num_keys"), json!(keys));
+            }
+            out.insert(
+                "number_of_delegated_bins".into(),
+                json!(settings.number_of_delegated_bins),
+            );
+            out.insert("targets_online_key".into(), json!(true));
+        }
+        Ok(Value::Object(out))
+    }
+
+    /// The last publication and the last publisher error, for health checks and metrics.
+    pub async fn publisher_status(&self) -> (Option<Publication>, Option<String>) {
+        (
+            self.inner.last_publication.lock().await.clone(),
+            self.inner.last_error.lock().await.clone(),
+        )
+    }
+
+    /// Wakes the publisher (after a change made outside the API, e.g. an import).
+    pub fn wake_publisher(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Runs the publisher until the process ends: bootstrap when one is
+    /// pending, then every pending change and every role due for re-signing.
+    /// Errors are logged and retried after a pause, with versions reconciled
+    /// against storage again.
+    pub async fn run_publisher(self) {
+        let mut publisher: Option<Publisher> = None;
+        loop {
+            let worked = match self.publisher_step(&mut publisher).await {
+                Ok(worked) => {
+                    *self.inner.last_error.lock().await = None;
+                    worked
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "publication failed; retrying");
+                    *self.inner.last_error.lock().await = Some(e.to_string());
+                    publisher = None;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if !worked {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), self.inner.wake.notified()).await;
+            }
+        }
+    }
+
+    /// Publishes once if there is work. Returns whether it did something.
+    pub async fn publisher_step(&self, publisher: &mut Option<Publisher>) -> Result<bool> {
+        let state = self.bootstrap_state().await?;
+        let Some(state) = state else {
+            return Ok(false);
+        };
+        if publisher.is_none() {
+            let settings = self.settings().await?;
+            let signer = self
+                .inner
+                .online_key
+                .load()?
+                .ok_or_else(|| Error::OnlineKey("the online key file is missing".into()))?;
+            let root_value: Value = self
+                .inner
+                .store
+                .setting(ROOT_KEY)
+                .await?
+                .ok_or_else(|| Error::Corrupt("no root stored".into()))?;
+            let root: Metadata<Root> = tufa_metadata::RawMetadata::from_value("root", root_value)?
+                .into_metadata("root")?;
+            let mut p = Publisher::new(
+                self.inner.store.clone(),
+                self.inner.storage.clone(),
+                signer,
+                settings,
+                &root.signed,
+            )
+            .await?;
+            if let BootstrapState::Pending { task_id } = &state {
+                tracing::info!(task_id, "bootstrapping: writing the first metadata");
+                p.write_initial(&root).await?;
+                let done = serde_json::to_value(BootstrapState::Done {
+                    task_id: task_id.clone(),
+                })
+                .map_err(|e| Error::Corrupt(e.to_string()))?;
+                self.inner.store.set_setting(BOOTSTRAP_KEY, &done).await?;
+                self.inner
+                    .store
+                    .finish_task(task_id, crate::task::TaskState::Success, true, None)
+                    .await?;
+            }
+            *publisher = Some(p);
+        }
+        let Some(p) = publisher.as_mut() else {
+            return Ok(false);
+        };
+        match p.step().await? {
+            Some(publication) => {
+                tracing::info!(
+                    snapshot = publication.snapshot_version,
+                    bins = publication.bins_signed,
+                    changes = publication.artifact_changes,
+                    tasks = publication.tasks_completed,
+                    ms = publication.millis as u64,
+                    "published"
+                );
+                *self.inner.last_publication.lock().await = Some(publication);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The repository's settings, fixed at bootstrap (expiries may change later).
+
+use serde::{Deserialize, Serialize};
+
+/// Role lifetimes in days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expiration {
+    pub root: u32,
+    pub targets: u32,
+    pub snapshot: u32,
+    pub timestamp: u32,
+    pub bins: u32,
+}
+
+impl Default for Expiration {
+    /// PEP 458 as amended for Warehouse: bins 7 days.
+    fn default() -> Self {
+        Expiration {
+            root: 365,
+            targets: 365,
+            snapshot: 1,
+            timestamp: 1,
+            bins: 7,
+        }
+    }
+}
+
+impl Expiration {
+    /// Lifetime in seconds of role `role` (any bin counts as `bins`).
+    pub fn seconds(&self, role: &str) -> i64 {
+        let days = match role {
+            "root" => self.root,
+            "targets" => self.targets,
+            "snapshot" => self.snapshot,
+            "timestamp" => self.timestamp,
+            _ => self.bins,
+        };
+        i64::from(days) * 86_400
+    }
+}
+
+/// Where bootstrap stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum BootstrapState {
+    /// Accepted; the publisher has not written the first metadata yet.
+    Pending { task_id: String },
+    /// The repository is live.
+    Done { task_id: String },
+}
+
+impl BootstrapState {
+    pub fn task_id(&self) -> &str {
+        match self {
+            BootstrapState::Pending { task_id } | BootstrapState::Done { task_id } => task_id,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        matches!(self, BootstrapState::Done { .. })
+    }
+
+    /// RSTUF's `BOOTSTRAP` value: `pre-<task>` while pending, `<task>` when done.
+    pub fn rstuf_value(&self) -> String {
+        match self {
+            BootstrapState::Pending { task_id } => format!("pre-{task_id}"),
+            BootstrapState::Done { task_id } => task_id.clone(),
+        }
+    }
+}
+
+/// Everything fixed at bootstrap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepositorySettings {
+    pub expiration: Expiration,
+    pub number_of_delegated_bins: u32,
+    /// The keyid of the online key that signs targets, snapshot, timestamp and bins.
+    pub online_keyid: String,
+    /// Root's threshold and number of keys, for `GET /config`.
+    pub root_threshold: u64,
+    pub root_num_keys: usize,
+}
+
+impl RepositorySettings {
+    /// `log2(number_of_delegated_bins)`.
+    pub fn bit_length(&self) -> u32 {
+        self.number_of_delegated_bins.trailing_zeros()
+    }
+}
+
+pub(crate) const SETTINGS_KEY: &str = "repository";
+pub(crate) const BOOTSTRAP_KEY: &str = "bootstrap";
+pub(crate) const ROOT_KEY: &str = "root";

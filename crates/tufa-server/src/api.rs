@@ -1,0 +1,175 @@
+//! The RSTUF v1 API.
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tufa_repository::task::Task;
+use tufa_repository::{Accepted, Repository};
+
+use crate::error::ApiError;
+
+pub fn routes() -> Router<Repository> {
+    let mut router = Router::new();
+    // RSTUF's paths, with and without the trailing slash FastAPI redirects.
+    for (path, method) in [
+        ("/api/v1/bootstrap", "bootstrap"),
+        ("/api/v1/config", "config"),
+        ("/api/v1/artifacts", "artifacts"),
+        ("/api/v1/artifacts/delete", "delete"),
+        ("/api/v1/artifacts/publish", "publish"),
+        ("/api/v1/task", "task"),
+        ("/api/v1/tasks", "tasks"),
+    ] {
+        for p in [path.to_string(), format!("{path}/")] {
+            router = match method {
+                "bootstrap" => router.route(&p, get(get_bootstrap).post(post_bootstrap)),
+                "config" => router.route(&p, get(get_config)),
+                "artifacts" => router.route(&p, post(post_artifacts)),
+                "delete" => router.route(&p, post(post_artifacts_delete)),
+                "publish" => router.route(&p, post(post_artifacts_publish)),
+                "task" => router.route(&p, get(get_task)),
+                _ => router.route(&p, get(get_tasks)),
+            };
+        }
+    }
+    router
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_json(&e))
+}
+
+fn accepted(message: &str, a: Accepted) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "data": {"artifacts": a.artifacts, "task_id": a.task_id, "last_update": a.last_update.to_string()},
+            "message": message,
+        })),
+    )
+        .into_response()
+}
+
+async fn get_bootstrap(State(repo): State<Repository>) -> Result<Response, ApiError> {
+    let state = repo.bootstrap_state().await?;
+    let (done, message) = match &state {
+        Some(s) if s.is_done() => (true, "System LOCKED for bootstrap."),
+        Some(_) => (false, "System LOCKED for bootstrap."),
+        None => (false, "System available for bootstrap."),
+    };
+    let id = state.as_ref().map(|s| s.task_id().to_string());
+    let value = state.as_ref().map(|s| s.rstuf_value());
+    Ok(
+        Json(json!({"data": {"bootstrap": done, "state": value, "id": id}, "message": message}))
+            .into_response(),
+    )
+}
+
+async fn post_bootstrap(State(repo): State<Repository>, body: Bytes) -> Result<Response, ApiError> {
+    let payload = parse_body(&body)?;
+    let task_id = repo.bootstrap(&payload).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"data": {"task_id": task_id}, "message": "Bootstrap accepted."})),
+    )
+        .into_response())
+}
+
+async fn get_config(State(repo): State<Repository>) -> Result<Response, ApiError> {
+    Ok(Json(json!({"data": repo.config().await?, "message": "Current Settings"})).into_response())
+}
+
+async fn post_artifacts(State(repo): State<Repository>, body: Bytes) -> Result<Response, ApiError> {
+    let payload = parse_body(&body)?;
+    let skip = payload.get("publish_artifacts") == Some(&Value::Bool(false));
+    let a = repo.add_artifacts(&payload).await?;
+    let message = if skip {
+        "New Artifact(s) successfully submitted. Publishing will be skipped."
+    } else {
+        "New Artifact(s) successfully submitted."
+    };
+    Ok(accepted(message, a))
+}
+
+async fn post_artifacts_delete(
+    State(repo): State<Repository>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let payload = parse_body(&body)?;
+    let skip = payload.get("publish_artifacts") == Some(&Value::Bool(false));
+    let a = repo.remove_artifacts(&payload).await?;
+    let message = if skip {
+        "Remove Artifact(s) successfully submitted. Publishing will be skipped."
+    } else {
+        "Remove Artifact(s) successfully submitted."
+    };
+    Ok(accepted(message, a))
+}
+
+async fn post_artifacts_publish(State(repo): State<Repository>) -> Result<Response, ApiError> {
+    Ok(accepted(
+        "Publish artifacts successfully submitted.",
+        repo.publish_artifacts().await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct TaskQuery {
+    task_id: Option<String>,
+}
+
+fn task_json(task: &Task) -> Value {
+    let result = json!({
+        "task": task.kind,
+        "status": task.status,
+        "message": task.message,
+        "error": task.error,
+        "details": task.details,
+        "last_update": tufa_metadata::UtcTime::from_unix(task.updated).to_string(),
+    });
+    json!({"task_id": task.id, "state": task.state, "result": result})
+}
+
+async fn get_task(
+    State(repo): State<Repository>,
+    Query(q): Query<TaskQuery>,
+) -> Result<Response, ApiError> {
+    let id = q.task_id.filter(|s| !s.is_empty()).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid request.",
+            "task_id: is required",
+        )
+    })?;
+    match repo.task(&id).await? {
+        Some(task) => {
+            Ok(Json(json!({"data": task_json(&task), "message": "Task state."})).into_response())
+        }
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "Task not found.",
+            format!("no task with id {id:?}"),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TasksQuery {
+    limit: Option<u32>,
+    state: Option<String>,
+}
+
+async fn get_tasks(
+    State(repo): State<Repository>,
+    Query(q): Query<TasksQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    let tasks = repo.tasks(limit, q.state.as_deref()).await?;
+    let list: Vec<Value> = tasks.iter().map(task_json).collect();
+    Ok(Json(json!({"data": {"tasks": list}, "message": "Tasks."})).into_response())
+}
