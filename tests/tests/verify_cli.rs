@@ -1,6 +1,8 @@
 //! `tufa verify` against repositories python-tuf builds: 1024 succinct bins,
 //! a root rotation, and one scenario per failure it must name.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -157,10 +159,9 @@ fn bad_signature_is_named() {
     let mut doc: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let sig = doc["signatures"][0]["sig"].as_str().unwrap().to_string();
-    let flipped = if sig.starts_with('0') {
-        format!("1{}", &sig[1..])
-    } else {
-        format!("0{}", &sig[1..])
+    let flipped = match sig.strip_prefix('0') {
+        Some(rest) => format!("1{rest}"),
+        None => format!("0{}", &sig[1..]),
     };
     doc["signatures"][0]["sig"] = flipped.into();
     std::fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();

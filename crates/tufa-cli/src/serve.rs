@@ -35,15 +35,28 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(path) => OnlineKeySource::from_uri(&path.display().to_string()),
         None => OnlineKeySource::in_data_dir(&args.data_dir),
     };
-    let config = RepositoryConfig { data_dir: args.data_dir.clone(), online_key };
-    let repo = Repository::open(config).await.with_context(|| format!("opening {}", args.data_dir.display()))?;
+    let config = RepositoryConfig {
+        data_dir: args.data_dir.clone(),
+        online_key,
+    };
+    let repo = Repository::open(config)
+        .await
+        .with_context(|| format!("opening {}", args.data_dir.display()))?;
 
     if args.dev && repo.bootstrap_state().await?.is_none() {
         let keys = args.data_dir.join("keys");
-        eprintln!("WARNING: --dev: generating root and online keys in {} (mode 0600).", keys.display());
-        eprintln!("WARNING: anyone who can read that directory can sign for this repository. Never use --dev in production.");
+        eprintln!(
+            "WARNING: --dev: generating root and online keys in {} (mode 0600).",
+            keys.display()
+        );
+        eprintln!(
+            "WARNING: anyone who can read that directory can sign for this repository. Never use --dev in production."
+        );
         let payload = tufa_repository::dev::dev_bootstrap_payload(&keys, args.dev_bins)?;
-        let task = repo.bootstrap(&payload).await.context("bootstrapping the dev repository")?;
+        let task = repo
+            .bootstrap(&payload)
+            .await
+            .context("bootstrapping the dev repository")?;
         eprintln!("bootstrap task {task} accepted ({} bins)", args.dev_bins);
     }
 
@@ -55,7 +68,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     eprintln!("tufa serve: listening on http://{addr}");
     eprintln!("  API:       http://{addr}/api/v1/");
     eprintln!("  metadata:  http://{addr}/metadata/");
-    eprintln!("  root.json: {}", args.data_dir.join("metadata").join("1.root.json").display());
+    eprintln!(
+        "  root.json: {}",
+        args.data_dir.join("metadata").join("1.root.json").display()
+    );
     tufa_server::serve(listener, repo, shutdown_signal()).await?;
     publisher.abort();
     Ok(ExitCode::SUCCESS)

@@ -21,6 +21,21 @@ pub fn to_canonical_bytes(value: &Value) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
+/// Encodes a JSON value as canonical JSON that JSON parsers accept, for
+/// writing metadata files.
+///
+/// As [`to_canonical_bytes`], except that control characters (U+0000 to
+/// U+001F) in strings are escaped the way serde_json and Python's `json`
+/// escape them (`\n`, `\u001f`). Canonical JSON writes them raw, and strict
+/// parsers (serde_json, Python's `json`, hence python-tuf) refuse raw control
+/// characters, so a file written in the signing form would be unreadable.
+/// Without control characters the two encodings are identical.
+pub fn to_json_bytes(value: &Value) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::with_capacity(256);
+    write_value_with(value, &mut out, true)?;
+    Ok(out)
+}
+
 /// Serialises any serde value and encodes it in canonical form.
 pub fn to_canonical_bytes_of<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
     let value = serde_json::to_value(value).map_err(|e| Error::Serialize(e.to_string()))?;
@@ -29,6 +44,11 @@ pub fn to_canonical_bytes_of<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>
 
 /// Appends the canonical encoding of `value` to `out`.
 pub fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), Error> {
+    write_value_with(value, out, false)
+}
+
+/// `escape_controls`: escape control characters, see [`to_json_bytes`].
+fn write_value_with(value: &Value, out: &mut Vec<u8>, escape_controls: bool) -> Result<(), Error> {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
@@ -42,14 +62,14 @@ pub fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), Error> {
                 return Err(Error::NonCanonicalNumber(n.to_string()));
             }
         }
-        Value::String(s) => write_string(s, out),
+        Value::String(s) => write_string(s, out, escape_controls),
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_value(item, out)?;
+                write_value_with(item, out, escape_controls)?;
             }
             out.push(b']');
         }
@@ -65,9 +85,9 @@ pub fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), Error> {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_string(key, out);
+                write_string(key, out, escape_controls);
                 out.push(b':');
-                write_value(item, out)?;
+                write_value_with(item, out, escape_controls)?;
             }
             out.push(b'}');
         }
@@ -79,7 +99,7 @@ fn itoa_i64(i: i64) -> String {
     i.to_string()
 }
 
-fn write_string(s: &str, out: &mut Vec<u8>) {
+fn write_string(s: &str, out: &mut Vec<u8>, escape_controls: bool) {
     out.reserve(s.len() + 2);
     out.push(b'"');
     let bytes = s.as_bytes();
@@ -89,6 +109,17 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
             out.extend_from_slice(&bytes[start..i]);
             out.push(b'\\');
             out.push(b);
+            start = i + 1;
+        } else if escape_controls && b < 0x20 {
+            out.extend_from_slice(&bytes[start..i]);
+            match b {
+                0x08 => out.extend_from_slice(b"\\b"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                0x0c => out.extend_from_slice(b"\\f"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                _ => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+            }
             start = i + 1;
         }
     }
@@ -118,6 +149,27 @@ mod tests {
     #[test]
     fn escapes_only_quote_and_backslash() {
         assert_eq!(enc(json!("a\"b\\c\n\u{1}é𝄞")), "\"a\\\"b\\\\c\n\u{1}é𝄞\"");
+    }
+
+    #[test]
+    fn json_bytes_escape_control_characters_so_parsers_accept_them() {
+        let v = json!({"k\u{1}": ["a\u{0}\u{8}\t\n\u{b}\u{c}\r\u{1f}\u{7f}\"\\é𝄞", 1]});
+        let bytes = to_json_bytes(&v).unwrap();
+        // The escapes serde_json and Python's json.dumps write.
+        assert_eq!(
+            String::from_utf8(bytes.clone()).unwrap(),
+            "{\"k\\u0001\":[\"a\\u0000\\b\\t\\n\\u000b\\f\\r\\u001f\u{7f}\\\"\\\\é𝄞\",1]}"
+        );
+        assert_eq!(bytes, serde_json::to_vec(&v).unwrap());
+        let back: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, v);
+        // Without control characters it is the canonical form.
+        let plain = json!({"b": "\"\\é", "a": [1, -2]});
+        assert_eq!(
+            to_json_bytes(&plain).unwrap(),
+            to_canonical_bytes(&plain).unwrap()
+        );
+        assert!(to_json_bytes(&json!([0.5])).is_err());
     }
 
     #[test]

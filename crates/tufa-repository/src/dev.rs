@@ -25,7 +25,8 @@ pub fn dev_bootstrap_payload(keys_dir: &Path, bins: u32) -> Result<Value> {
             Ok(pem) => PrivateKey::from_pem(&pem, None, None).map_err(Error::from),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = PrivateKey::generate(Scheme::Ed25519)?;
-                write_private_key(&path, &key.to_pkcs8_pem(None)?).map_err(|e| Error::storage(&path, e))?;
+                write_private_key(&path, &key.to_pkcs8_pem(None)?)
+                    .map_err(|e| Error::storage(&path, e))?;
                 Ok(key)
             }
             Err(e) => Err(Error::storage(&path, e)),

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value};
 
 use super::{Role, Root, Targets};
-use crate::canonical::to_canonical_bytes;
+use crate::canonical::{to_canonical_bytes, to_json_bytes};
 use crate::error::Error;
 use crate::key::{Key, Signature};
 use crate::signer::Signer;
@@ -280,7 +280,9 @@ impl<T: Role> Metadata<T> {
         Ok(())
     }
 
-    /// The whole document as canonical JSON: compact and stable, the bytes tufa serves.
+    /// The whole document as canonical JSON: compact and stable, the bytes tufa
+    /// serves. Control characters in strings are escaped, or no JSON parser
+    /// could read the file (see [`to_json_bytes`]).
     pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
         let mut doc = self.unrecognized.clone();
         doc.insert(
@@ -291,6 +293,49 @@ impl<T: Role> Metadata<T> {
             "signatures".into(),
             serde_json::to_value(&self.signatures).map_err(|e| Error::Serialize(e.to_string()))?,
         );
-        to_canonical_bytes(&Value::Object(doc))
+        to_json_bytes(&Value::Object(doc))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::Scheme;
+    use crate::metadata::TargetFile;
+    use crate::signer::PrivateKey;
+    use crate::time::UtcTime;
+
+    /// A control character in a signed string must not make the file
+    /// unreadable: it is escaped in the file and raw in the signed bytes.
+    #[test]
+    fn to_bytes_with_control_characters_reads_back_and_verifies() {
+        let key = PrivateKey::generate(Scheme::Ed25519).unwrap();
+        let mut targets = Targets::new(UtcTime::from_unix(2_000_000_000));
+        targets.targets.insert(
+            "a\u{1}b\nc".into(),
+            TargetFile::from_bytes(b"x", &[crate::HashAlgorithm::Sha256]),
+        );
+        let mut md = Metadata::new(targets);
+        md.sign(&key).unwrap();
+        let bytes = md.to_bytes().unwrap();
+        assert!(
+            !bytes.iter().any(|&b| b < 0x20),
+            "raw control character in file"
+        );
+        let raw = RawMetadata::from_slice("targets", &bytes).unwrap();
+        assert_eq!(raw.signed_bytes(), md.signed_bytes().unwrap().as_slice());
+        assert!(raw.signed_bytes().contains(&b'\n'));
+        let mut keys = BTreeMap::new();
+        keys.insert(key.keyid().to_string(), key.public_key().clone());
+        let check = check_signatures(
+            "targets",
+            &[key.keyid().to_string()],
+            1,
+            &keys,
+            raw.signed_bytes(),
+            raw.signatures(),
+        );
+        assert!(check.is_satisfied());
+        assert_eq!(raw.into_metadata::<Targets>("targets").unwrap(), md);
     }
 }

@@ -1,0 +1,91 @@
+//! Running `tufa serve` as a real process for tests.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::tufa_bin;
+
+/// A `tufa serve` process, killed on drop.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base_url: String,
+    pub data_dir: PathBuf,
+}
+
+impl Server {
+    /// Starts `tufa serve --data-dir DIR --listen 127.0.0.1:0 ARGS...` and waits
+    /// until it listens (and, with `--dev`, until bootstrap has published).
+    pub fn start(data_dir: &Path, args: &[&str]) -> Server {
+        let mut child = Command::new(tufa_bin())
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("TUFA_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tufa serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let mut base_url = None;
+        let mut seen = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.expect("read stderr");
+            if let Some(rest) = line.strip_prefix("tufa serve: listening on ") {
+                base_url = Some(rest.trim().to_string());
+                break;
+            }
+            seen.push(line);
+        }
+        let base_url =
+            base_url.unwrap_or_else(|| panic!("tufa serve did not start:\n{}", seen.join("\n")));
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let server = Server {
+            child,
+            base_url,
+            data_dir: data_dir.to_path_buf(),
+        };
+        if args.contains(&"--dev") {
+            server.wait_for_file("timestamp.json", Duration::from_secs(120));
+        }
+        server
+    }
+
+    /// The published metadata directory.
+    pub fn metadata_dir(&self) -> PathBuf {
+        self.data_dir.join("metadata")
+    }
+
+    /// Waits for a metadata file to appear.
+    pub fn wait_for_file(&self, name: &str, timeout: Duration) {
+        let path = self.metadata_dir().join(name);
+        let start = Instant::now();
+        while !path.exists() {
+            assert!(
+                start.elapsed() < timeout,
+                "{} did not appear within {timeout:?}",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILLs the server and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
