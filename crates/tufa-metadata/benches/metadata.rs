@@ -494,6 +494,16 @@ fn hashing<M: Measurement>(c: &mut Criterion<M>) {
             b.iter(|| algorithm.digest(black_box(&data)));
         });
     }
+    // Reference: the same digests from aws-lc-rs, which tufa signs with
+    // (Ed25519 hashes the message with its SHA-512, twice to sign, once to verify).
+    for (name, algorithm) in [
+        ("aws-lc-rs/sha256", &aws_lc_rs::digest::SHA256),
+        ("aws-lc-rs/sha512", &aws_lc_rs::digest::SHA512),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| aws_lc_rs::digest::digest(algorithm, black_box(&data)));
+        });
+    }
     let both = [HashAlgorithm::Sha256, HashAlgorithm::Blake2b256];
     group.bench_function("target_file_from_reader/sha256+blake2b-256", |b| {
         b.iter(|| TargetFile::from_reader(black_box(&data[..]), &both).expect("hash"));
