@@ -33,6 +33,20 @@ pub fn python() -> PathBuf {
     venv
 }
 
+/// The `rstuf` CLI (PyPI `repository-service-tuf`), from `.venv-rstuf`
+/// (or `TUFA_TEST_RSTUF`).
+pub fn rstuf() -> PathBuf {
+    if let Some(p) = std::env::var_os("TUFA_TEST_RSTUF") {
+        return PathBuf::from(p);
+    }
+    let bin = workspace_root().join(".venv-rstuf/bin/rstuf");
+    assert!(
+        bin.exists(),
+        "no rstuf CLI: run `bash .ci/run` once (it creates .venv-rstuf) or set TUFA_TEST_RSTUF"
+    );
+    bin
+}
+
 /// A script under `tests/python/`.
 pub fn python_script(name: &str) -> PathBuf {
     workspace_root().join("tests/python").join(name)

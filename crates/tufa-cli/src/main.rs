@@ -1,6 +1,7 @@
 //! `tufa`: the command line over the tufa libraries. Parsing arguments and
 //! printing results is all that happens here.
 
+mod ceremony;
 mod serve;
 mod verify;
 
@@ -18,6 +19,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The offline root ceremony: choose root keys, threshold, the online key,
+    /// expiries and bins; sign root; write a bootstrap payload.
+    Ceremony(ceremony::CeremonyArgs),
     /// Run the repository service: the RSTUF-compatible API, the publisher and
     /// the published metadata, on SQLite and a directory.
     Serve(serve::ServeArgs),
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
+        Command::Ceremony(args) => ceremony::run(args),
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
         Command::Verify(args) => verify::run(args),
     };

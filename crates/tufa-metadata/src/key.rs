@@ -91,6 +91,52 @@ impl Key {
         }
     }
 
+    /// A key from a PEM `PUBLIC KEY` (SubjectPublicKeyInfo), as key holders
+    /// hand them over for a ceremony. Ed25519 keys become hex as TUF lists
+    /// them; ECDSA and RSA keys stay PEM. RSA defaults to `rsassa-pss-sha256`.
+    pub fn from_public_pem(pem: &str, scheme: Option<Scheme>) -> Result<Key, Error> {
+        let invalid = |reason: String| Error::InvalidKey {
+            keyid: "(new key)".into(),
+            reason,
+        };
+        let spki = spki::SubjectPublicKeyInfoOwned::from_pem(pem.as_bytes())
+            .map_err(|e| invalid(format!("not a PEM public key: {e}")))?;
+        let bits = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| invalid("public key bit string is not whole bytes".into()))?;
+        let oid = spki.algorithm.oid;
+        let key = if oid == ED25519_OID {
+            Key::new(Scheme::Ed25519, hex::encode(bits))
+        } else if oid == EC_PUBLIC_KEY_OID {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.decode_as::<spki::ObjectIdentifier>().ok())
+                .ok_or_else(|| invalid("EC key without a named curve".into()))?;
+            let scheme = if curve == P256_OID {
+                Scheme::EcdsaP256
+            } else if curve == P384_OID {
+                Scheme::EcdsaP384
+            } else {
+                return Err(invalid(format!("unsupported EC curve {curve}")));
+            };
+            Key::new(scheme, normalise_pem(pem))
+        } else if oid == RSA_ENCRYPTION_OID {
+            let scheme = match scheme {
+                Some(s @ (Scheme::RsaPss(_) | Scheme::RsaPkcs1v15(_))) => s,
+                _ => Scheme::RsaPss(HashAlgorithm::Sha256),
+            };
+            Key::new(scheme, normalise_pem(pem))
+        } else {
+            return Err(invalid(format!("unsupported key algorithm {oid}")));
+        };
+        // Parse it the way verification will, so a bad key fails now.
+        key.verifier("(new key)")?;
+        Ok(key)
+    }
+
     /// The default keyid: hex sha256 of the canonical `{keytype, scheme, keyval}`,
     /// without any other field (securesystemslib's `compute_default_keyid`).
     pub fn keyid(&self) -> String {
@@ -184,6 +230,27 @@ impl Key {
     }
 }
 
+/// The PEM block alone, with `\n` line ends and a final newline, as
+/// securesystemslib stores SPKI keys.
+fn normalise_pem(pem: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in pem.lines().map(str::trim) {
+        if line.starts_with("-----BEGIN") {
+            inside = true;
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+        if line.starts_with("-----END") {
+            break;
+        }
+    }
+    out
+}
+
+const ED25519_OID: spki::ObjectIdentifier = spki::ObjectIdentifier::new_unwrap("1.3.101.112");
 const EC_PUBLIC_KEY_OID: spki::ObjectIdentifier =
     spki::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 const RSA_ENCRYPTION_OID: spki::ObjectIdentifier =
@@ -254,6 +321,24 @@ mod tests {
         key.unrecognized
             .insert("x-rstuf-key-name".into(), Value::String("online".into()));
         assert_eq!(key.keyid(), plain);
+    }
+
+    #[test]
+    fn public_pem_gives_the_same_key_as_the_private_key() {
+        use crate::signer::{PrivateKey, Signer};
+        for scheme in [Scheme::Ed25519, Scheme::EcdsaP256, Scheme::EcdsaP384] {
+            let private = PrivateKey::generate(scheme).unwrap();
+            let pem = private.public_pem().unwrap();
+            let key = Key::from_public_pem(&pem, None).unwrap();
+            assert_eq!(key.keyid(), private.keyid(), "{scheme:?}");
+        }
+        assert!(
+            Key::from_public_pem(
+                "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+                None
+            )
+            .is_err()
+        );
     }
 
     #[test]

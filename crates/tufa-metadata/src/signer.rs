@@ -228,6 +228,17 @@ impl PrivateKey {
         Ok(pem.to_string())
     }
 
+    /// The public key as a PEM `PUBLIC KEY` (SubjectPublicKeyInfo), to hand
+    /// to a ceremony or another key holder.
+    pub fn public_pem(&self) -> Result<String, Error> {
+        let der: PublicKeyX509Der = match &self.material {
+            KeyMaterial::Ed25519(kp) => kp.public_key().as_der().map_err(key_err)?,
+            KeyMaterial::Ecdsa(kp) => kp.public_key().as_der().map_err(key_err)?,
+            KeyMaterial::Rsa(kp) => kp.public_key().as_der().map_err(key_err)?,
+        };
+        spki_pem(der.as_ref())
+    }
+
     pub fn scheme(&self) -> Scheme {
         match self.public.scheme() {
             Some(s) => s,

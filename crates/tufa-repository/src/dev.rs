@@ -7,9 +7,9 @@
 use std::path::Path;
 
 use serde_json::Value;
-use tufa_metadata::{Metadata, PrivateKey, Root, Scheme, Signer, UtcTime};
+use tufa_metadata::{PrivateKey, Scheme, Signer};
 
-use crate::bootstrap;
+use crate::ceremony::{Ceremony, RootKey};
 use crate::error::{Error, Result};
 use crate::online_key::write_private_key;
 use crate::settings::Expiration;
@@ -32,22 +32,25 @@ pub fn dev_bootstrap_payload(keys_dir: &Path, bins: u32) -> Result<Value> {
             Err(e) => Err(Error::storage(&path, e)),
         }
     };
-    let root_keys = [load_or_create("root-1.pem")?, load_or_create("root-2.pem")?];
+    let root_keys = ["root-1.pem", "root-2.pem"]
+        .into_iter()
+        .map(|name| {
+            let signer = load_or_create(name)?;
+            Ok(RootKey {
+                key: signer.public_key().clone(),
+                signer: Some(signer),
+                name: Some(name.into()),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     let online = load_or_create("online.pem")?;
-    let expiration = Expiration::default();
-    let mut root = Root::new(UtcTime::now().plus_seconds(expiration.seconds("root")));
-    for key in &root_keys {
-        root.add_key("root", key.public_key().clone())?;
-    }
-    if let Some(r) = root.roles.get_mut("root") {
-        r.threshold = 2;
-    }
-    for role in ["targets", "snapshot", "timestamp"] {
-        root.add_key(role, online.public_key().clone())?;
-    }
-    let mut md = Metadata::new(root);
-    for key in &root_keys {
-        md.sign(key)?;
-    }
-    bootstrap::payload(&expiration, bins, &md)
+    let ceremony = Ceremony {
+        root_keys,
+        root_threshold: 2,
+        online_key: online.public_key().clone(),
+        expiration: Expiration::default(),
+        bins,
+        dev: true,
+    };
+    Ok(ceremony.run()?.payload)
 }

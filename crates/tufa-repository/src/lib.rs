@@ -9,8 +9,11 @@
 //! - [`bootstrap`]: RSTUF's bootstrap payload and its checks.
 
 pub mod bootstrap;
+pub mod ceremony;
 pub mod dev;
 pub mod error;
+pub mod gc;
+pub mod import;
 pub mod online_key;
 pub mod publisher;
 pub mod repository;
