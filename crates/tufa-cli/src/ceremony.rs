@@ -107,14 +107,9 @@ struct Prompter {
 }
 
 impl Prompter {
-    fn ask<T: std::str::FromStr>(
-        &self,
-        question: &str,
-        given: Option<T>,
-        default: T,
-    ) -> anyhow::Result<T>
+    fn ask<T>(&self, question: &str, given: Option<T>, default: T) -> anyhow::Result<T>
     where
-        T: std::fmt::Display,
+        T: std::str::FromStr + std::fmt::Display,
         T::Err: std::fmt::Display,
     {
         if let Some(v) = given {

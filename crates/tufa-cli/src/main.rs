@@ -2,6 +2,8 @@
 //! printing results is all that happens here.
 
 mod ceremony;
+mod gc;
+mod import;
 mod serve;
 mod verify;
 
@@ -28,6 +30,12 @@ enum Command {
     /// Audit a consistent-snapshot TUF metadata directory offline: the root
     /// chain, then timestamp, snapshot, targets and every delegated role.
     Verify(verify::VerifyArgs),
+    /// Register an existing index's files in bulk before go-live, from RSTUF
+    /// CSV files (`path;size;hash-type;hash`), as one publication.
+    Import(import::ImportArgs),
+    /// Delete published metadata versions that the live timestamp can no
+    /// longer reach, once superseded for longer than a grace period.
+    Gc(gc::GcArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +52,8 @@ fn main() -> ExitCode {
         Command::Ceremony(args) => ceremony::run(args),
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
         Command::Verify(args) => verify::run(args),
+        Command::Import(args) => runtime().and_then(|rt| rt.block_on(import::run(args))),
+        Command::Gc(args) => gc::run(args),
     };
     match result {
         Ok(code) => code,
