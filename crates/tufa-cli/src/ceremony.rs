@@ -25,7 +25,7 @@ pub enum KeyType {
 }
 
 impl KeyType {
-    fn scheme(self) -> Scheme {
+    pub fn scheme(self) -> Scheme {
         match self {
             KeyType::Ed25519 => Scheme::Ed25519,
             KeyType::EcdsaP256 => Scheme::EcdsaP256,

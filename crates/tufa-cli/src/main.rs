@@ -1,9 +1,11 @@
 //! `tufa`: the command line over the tufa libraries. Parsing arguments and
 //! printing results is all that happens here.
 
+mod admin;
 mod ceremony;
 mod gc;
 mod import;
+mod keygen;
 mod serve;
 mod verify;
 
@@ -21,9 +23,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Operator commands against a running service: send a bootstrap
+    /// payload, update root, rotate the online key, re-sign, show tasks.
+    Admin(admin::AdminArgs),
     /// The offline root ceremony: choose root keys, threshold, the online key,
     /// expiries and bins; sign root; write a bootstrap payload.
     Ceremony(ceremony::CeremonyArgs),
+    /// Generate a key pair (PKCS#8 PEM private key, mode 0600, and NAME.pub).
+    Keygen(keygen::KeygenArgs),
     /// Run the repository service: the RSTUF-compatible API, the publisher and
     /// the published metadata, on SQLite and a directory.
     Serve(serve::ServeArgs),
@@ -49,7 +56,9 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
+        Command::Admin(args) => admin::run(args),
         Command::Ceremony(args) => ceremony::run(args),
+        Command::Keygen(args) => keygen::run(args),
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
         Command::Verify(args) => verify::run(args),
         Command::Import(args) => runtime().and_then(|rt| rt.block_on(import::run(args))),

@@ -17,10 +17,11 @@ pub struct ServeArgs {
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", env = "TUFA_LISTEN")]
     listen: SocketAddr,
-    /// The online signing key (PKCS#8 PEM; password in TUFA_ONLINE_KEY_PASSWORD)
-    /// [default: DATA_DIR/keys/online.pem].
-    #[arg(long, value_name = "FILE", env = "TUFA_ONLINE_KEY")]
-    online_key: Option<PathBuf>,
+    /// An online signing key (PKCS#8 PEM; password in TUFA_ONLINE_KEY_PASSWORD).
+    /// Repeatable: during an online-key rotation the service holds both keys.
+    /// Keys named DATA_DIR/keys/online*.pem are always available.
+    #[arg(long = "online-key", value_name = "FILE", env = "TUFA_ONLINE_KEY")]
+    online_keys: Vec<PathBuf>,
     /// Bootstrap an empty repository at once with generated keys under
     /// DATA_DIR/keys. For trying tufa out, never for production.
     #[arg(long)]
@@ -31,10 +32,7 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let online_key = match &args.online_key {
-        Some(path) => OnlineKeySource::from_uri(&path.display().to_string()),
-        None => OnlineKeySource::in_data_dir(&args.data_dir),
-    };
+    let online_key = OnlineKeySource::with_files(&args.online_keys, &args.data_dir);
     let config = RepositoryConfig {
         data_dir: args.data_dir.clone(),
         online_key,

@@ -107,11 +107,27 @@ pub fn parse_payload(payload: &Value) -> Result<Bootstrap> {
         .verify_role("root", &raw)
         .map_err(|e| Error::invalid("metadata.root.signatures", e.to_string()))?;
 
-    // One online key for targets, snapshot and timestamp (the amended PEP 458 design).
+    let online_keyid = online_keyid(&root.signed)?;
+    let root_keys = root
+        .signed
+        .role("root")
+        .map_err(|e| Error::invalid("metadata.root.signed.roles", e.to_string()))?;
+    let settings = RepositorySettings {
+        expiration,
+        number_of_delegated_bins: number as u32,
+        online_keyid,
+        root_threshold: verification.threshold,
+        root_num_keys: root_keys.keyids.len(),
+    };
+    Ok(Bootstrap { settings, root })
+}
+
+/// The one online key root names for targets, snapshot and timestamp (the
+/// amended PEP 458 design), which must also be listed in root's keys.
+pub fn online_keyid(root: &Root) -> Result<String> {
     let mut online: Option<&String> = None;
     for role in TOP_LEVEL_ROLES.iter().filter(|r| **r != "root") {
         let keys = root
-            .signed
             .role(role)
             .map_err(|e| Error::invalid("metadata.root.signed.roles", e.to_string()))?;
         let field = format!("metadata.root.signed.roles.{role}");
@@ -137,24 +153,81 @@ pub fn parse_payload(payload: &Value) -> Result<Bootstrap> {
     let online_keyid = online
         .cloned()
         .ok_or_else(|| Error::invalid("metadata.root.signed.roles", "no online key"))?;
-    if !root.signed.keys.contains_key(&online_keyid) {
+    if !root.keys.contains_key(&online_keyid) {
         return Err(Error::invalid(
             "metadata.root.signed.keys",
             format!("online key {online_keyid} is not listed"),
         ));
     }
-    let root_keys = root
-        .signed
+    if root
         .role("root")
-        .map_err(|e| Error::invalid("metadata.root.signed.roles", e.to_string()))?;
-    let settings = RepositorySettings {
-        expiration,
-        number_of_delegated_bins: number as u32,
-        online_keyid,
-        root_threshold: verification.threshold,
-        root_num_keys: root_keys.keyids.len(),
-    };
-    Ok(Bootstrap { settings, root })
+        .is_ok_and(|r| r.keyids.contains(&online_keyid))
+    {
+        return Err(Error::invalid(
+            "metadata.root.signed.roles.root",
+            "the online key must not be a root key",
+        ));
+    }
+    Ok(online_keyid)
+}
+
+/// A checked root update.
+#[derive(Debug, Clone)]
+pub struct RootUpdate {
+    pub version: u64,
+    pub online_keyid: String,
+}
+
+/// Checks root N+1 against the trusted root N: version, both thresholds,
+/// consistent snapshots, not expired, one online key.
+pub fn check_root_update(trusted: &Metadata<Root>, value: &Value) -> Result<RootUpdate> {
+    let raw = RawMetadata::from_value("root", value.clone())
+        .map_err(|e| Error::invalid("metadata.root", e.to_string()))?;
+    let new: Metadata<Root> = raw
+        .clone()
+        .into_metadata("root")
+        .map_err(|e| Error::invalid("metadata.root", e.to_string()))?;
+    let want = trusted.signed.version + 1;
+    if new.signed.version != want {
+        return Err(Error::invalid(
+            "metadata.root.signed.version",
+            format!(
+                "must be {want} (the trusted root is version {}), got {}",
+                trusted.signed.version, new.signed.version
+            ),
+        ));
+    }
+    if !new.signed.consistent_snapshot {
+        return Err(Error::invalid(
+            "metadata.root.signed.consistent_snapshot",
+            "must be true",
+        ));
+    }
+    if new.signed.is_expired(UtcTime::now()) {
+        return Err(Error::invalid(
+            "metadata.root.signed.expires",
+            format!("{} is in the past", new.signed.expires),
+        ));
+    }
+    trusted.signed.verify_role("root", &raw).map_err(|e| {
+        Error::invalid(
+            "metadata.root.signatures",
+            format!(
+                "not signed by the trusted root version {}: {e}",
+                trusted.signed.version
+            ),
+        )
+    })?;
+    new.signed.verify_role("root", &raw).map_err(|e| {
+        Error::invalid(
+            "metadata.root.signatures",
+            format!("not signed by its own root keys: {e}"),
+        )
+    })?;
+    Ok(RootUpdate {
+        version: new.signed.version,
+        online_keyid: online_keyid(&new.signed)?,
+    })
 }
 
 /// Builds a bootstrap payload in RSTUF's format from a signed root.

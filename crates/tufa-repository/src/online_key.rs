@@ -11,54 +11,104 @@ use tufa_metadata::{PrivateKey, Signer};
 
 use crate::error::{Error, Result};
 
-/// Where the online key comes from.
-#[derive(Debug, Clone)]
-pub enum OnlineKeySource {
-    /// A PEM file; `password_env` names the variable holding its password.
-    File {
-        path: PathBuf,
-        password_env: Option<String>,
-    },
+/// Where online keys come from: PEM files named explicitly, and any
+/// `online*.pem` in the data directory's `keys/`. Several keys may be present
+/// at once, so an online-key rotation can sign with the old and the new key.
+#[derive(Debug, Clone, Default)]
+pub struct OnlineKeySource {
+    files: Vec<PathBuf>,
+    scan_dir: Option<PathBuf>,
+    /// The variable holding the password of encrypted key files.
+    password_env: Option<String>,
 }
 
 impl OnlineKeySource {
-    /// The default place in a data directory: `DIR/keys/online.pem`.
+    /// `DIR/keys/online*.pem`.
     pub fn in_data_dir(data_dir: &Path) -> Self {
-        OnlineKeySource::File {
-            path: data_dir.join("keys").join("online.pem"),
+        OnlineKeySource {
+            files: Vec::new(),
+            scan_dir: Some(data_dir.join("keys")),
             password_env: None,
         }
     }
 
-    /// Parses a signer URI: `file:PATH` or a plain path.
+    /// One key file (`file:PATH` or a plain path), password from
+    /// `TUFA_ONLINE_KEY_PASSWORD`.
     pub fn from_uri(uri: &str) -> Self {
         let path = uri.strip_prefix("file:").unwrap_or(uri);
-        OnlineKeySource::File {
-            path: PathBuf::from(path),
+        OnlineKeySource {
+            files: vec![PathBuf::from(path)],
+            scan_dir: None,
             password_env: Some("TUFA_ONLINE_KEY_PASSWORD".into()),
         }
     }
 
-    /// Loads the key, if the file exists.
-    pub fn load(&self) -> Result<Option<Arc<dyn Signer>>> {
-        match self {
-            OnlineKeySource::File { path, password_env } => {
-                let pem = match std::fs::read_to_string(path) {
-                    Ok(p) => p,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                    Err(e) => {
-                        return Err(Error::OnlineKey(format!(
-                            "cannot read {}: {e}",
-                            path.display()
-                        )));
-                    }
-                };
-                let password = password_env.as_deref().and_then(|v| std::env::var(v).ok());
-                let key = PrivateKey::from_pem(&pem, password.as_deref().map(str::as_bytes), None)
-                    .map_err(|e| Error::OnlineKey(format!("{}: {e}", path.display())))?;
-                Ok(Some(Arc::new(key)))
+    /// Explicit key files (a `file:` prefix is allowed), and `DIR/keys/online*.pem`;
+    /// passwords from `TUFA_ONLINE_KEY_PASSWORD`.
+    pub fn with_files(files: &[PathBuf], data_dir: &Path) -> Self {
+        let files = files
+            .iter()
+            .map(|f| {
+                let s = f.to_string_lossy();
+                PathBuf::from(s.strip_prefix("file:").unwrap_or(&s).to_string())
+            })
+            .collect();
+        OnlineKeySource {
+            files,
+            scan_dir: Some(data_dir.join("keys")),
+            password_env: Some("TUFA_ONLINE_KEY_PASSWORD".into()),
+        }
+    }
+
+    fn candidates(&self) -> Vec<PathBuf> {
+        let mut out = self.files.clone();
+        if let Some(dir) = &self.scan_dir
+            && let Ok(entries) = std::fs::read_dir(dir)
+        {
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("online") && n.ends_with(".pem"))
+                })
+                .collect();
+            found.sort();
+            out.extend(found);
+        }
+        out
+    }
+
+    /// Every key available. A named file that cannot be read is an error;
+    /// so is any file that is not a usable private key.
+    pub fn load_all(&self) -> Result<Vec<Arc<dyn Signer>>> {
+        let password = self
+            .password_env
+            .as_deref()
+            .and_then(|v| std::env::var(v).ok());
+        let mut out: Vec<Arc<dyn Signer>> = Vec::new();
+        for path in self.candidates() {
+            let pem = std::fs::read_to_string(&path)
+                .map_err(|e| Error::OnlineKey(format!("cannot read {}: {e}", path.display())))?;
+            let key = PrivateKey::from_pem(&pem, password.as_deref().map(str::as_bytes), None)
+                .map_err(|e| Error::OnlineKey(format!("{}: {e}", path.display())))?;
+            if !out.iter().any(|k| k.keyid() == key.keyid()) {
+                out.push(Arc::new(key));
             }
         }
+        Ok(out)
+    }
+
+    /// The key with `keyid`, if available.
+    pub fn find(&self, keyid: &str) -> Result<Option<Arc<dyn Signer>>> {
+        Ok(self.load_all()?.into_iter().find(|k| k.keyid() == keyid))
+    }
+
+    /// The keyids available, for error messages.
+    pub fn keyids(&self) -> Vec<String> {
+        self.load_all()
+            .map(|keys| keys.iter().map(|k| k.keyid().to_string()).collect())
+            .unwrap_or_default()
     }
 }
 

@@ -42,11 +42,15 @@ pub struct Publication {
 pub struct Publisher {
     store: Store,
     storage: DirectoryStorage,
-    signer: Arc<dyn Signer>,
+    /// Every online key that signs: one, or two during an online-key rotation.
+    signers: Vec<Arc<dyn Signer>>,
     settings: RepositorySettings,
-    online_key: Key,
+    /// The public online keys the targets role delegates the bins to.
+    online_keys: BTreeMap<String, Key>,
     succinct: SuccinctRoles,
     roles: BTreeMap<String, RoleVersion>,
+    /// Roles to re-sign in the next step whatever their expiry.
+    forced: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -94,11 +98,12 @@ impl Publisher {
         let mut publisher = Publisher {
             store,
             storage,
-            signer,
+            signers: vec![signer],
+            online_keys: BTreeMap::from([(settings.online_keyid.clone(), online_key)]),
             settings,
-            online_key,
             succinct,
             roles: BTreeMap::new(),
+            forced: BTreeSet::new(),
         };
         publisher.roles = publisher.store.roles().await?;
         publisher.reconcile_with_storage()?;
@@ -163,7 +168,72 @@ impl Publisher {
         Ok(())
     }
 
+    /// Adds a second online key (the first step of a rotation): every role is
+    /// then signed by both, and targets delegates the bins to both.
+    pub fn add_online_key(&mut self, signer: Arc<dyn Signer>, key: Key) {
+        self.online_keys.insert(signer.keyid().to_string(), key);
+        self.succinct.keyids = self.online_keys.keys().cloned().collect();
+        self.signers.push(signer);
+    }
+
+    /// Keeps only the online key `keyid` (the last step of a rotation).
+    pub fn retire_online_keys_except(&mut self, keyid: &str) {
+        self.signers.retain(|s| s.keyid() == keyid);
+        self.online_keys.retain(|k, _| k == keyid);
+        self.succinct.keyids = vec![keyid.to_string()];
+    }
+
+    /// Replaces the settings (after a root update).
+    pub fn set_settings(&mut self, settings: RepositorySettings) {
+        self.settings = settings;
+    }
+
+    /// Re-signs every online role now, publishing nothing new: targets, all
+    /// bins, snapshot, timestamp.
+    pub async fn resign_all(&mut self) -> Result<Publication> {
+        let all_bins: BTreeSet<u32> = (0..self.settings.number_of_delegated_bins).collect();
+        let publication = self.publish(&all_bins, true, 0, 0, UtcTime::now()).await?;
+        let roles: Vec<(String, RoleVersion)> =
+            self.roles.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        self.store.finish_publication(0, &roles).await?;
+        Ok(publication)
+    }
+
+    /// Writes root N+1, durable, after the online roles it needs are published.
+    pub async fn publish_root(&mut self, root: &Metadata<Root>) -> Result<()> {
+        let file = format!("{}.root.json", root.signed.version);
+        let bytes = root.to_bytes()?;
+        let storage = self.storage.clone();
+        tokio::task::spawn_blocking(move || storage.write_durable(&file, &bytes))
+            .await
+            .map_err(|e| Error::Corrupt(format!("writing root failed: {e}")))??;
+        self.roles.insert(
+            "root".into(),
+            RoleVersion {
+                version: root.signed.version,
+                expires: root.signed.expires.unix(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Makes the next step re-sign `roles` (`bins` for all bins; empty for
+    /// every online role).
+    pub fn force(&mut self, roles: &[String]) {
+        if roles.is_empty() {
+            self.forced
+                .extend(["targets", "bins", "snapshot", "timestamp"].map(String::from));
+        } else {
+            self.forced.extend(roles.iter().cloned());
+        }
+    }
+
     fn expiring(&self, role: &str, now: UtcTime) -> bool {
+        if self.forced.contains(role)
+            || (self.forced.contains("bins") && self.succinct.is_delegated_role(role))
+        {
+            return true;
+        }
         let lifetime = self.settings.expiration.seconds(role);
         match self.roles.get(role) {
             None => true,
@@ -246,10 +316,7 @@ impl Publisher {
                 Targets::new(now.plus_seconds(self.settings.expiration.seconds("targets")));
             targets.version = self.next_version("targets");
             targets.delegations = Some(Delegations {
-                keys: BTreeMap::from([(
-                    self.settings.online_keyid.clone(),
-                    self.online_key.clone(),
-                )]),
+                keys: self.online_keys.clone(),
                 roles: None,
                 succinct_roles: Some(self.succinct.clone()),
                 unrecognized: Map::new(),
@@ -259,7 +326,7 @@ impl Publisher {
 
         // Sign and write in parallel, then make all of it durable at once.
         let storage = self.storage.clone();
-        let signer = Arc::clone(&self.signer);
+        let signers = self.signers.clone();
         let written =
             tokio::task::spawn_blocking(move || -> Result<Vec<(String, RoleVersion, String)>> {
                 let written: Vec<(String, RoleVersion, String)> = roles
@@ -270,7 +337,9 @@ impl Publisher {
                             expires: targets.expires.unix(),
                         };
                         let mut md = Metadata::new(targets);
-                        md.sign(signer.as_ref())?;
+                        for signer in &signers {
+                            md.sign(signer.as_ref())?;
+                        }
                         let file = format!("{}.{name}.json", version.version);
                         storage.write(&file, &md.to_bytes()?)?;
                         Ok((name, version, file))
@@ -313,16 +382,20 @@ impl Publisher {
         };
 
         let storage = self.storage.clone();
-        let signer = Arc::clone(&self.signer);
+        let signers = self.signers.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
             let mut md = Metadata::new(snapshot);
-            md.sign(signer.as_ref())?;
+            for signer in &signers {
+                md.sign(signer.as_ref())?;
+            }
             storage.write_durable(
                 &format!("{}.snapshot.json", snapshot_version.version),
                 &md.to_bytes()?,
             )?;
             let mut md = Metadata::new(timestamp);
-            md.sign(signer.as_ref())?;
+            for signer in &signers {
+                md.sign(signer.as_ref())?;
+            }
             storage.write_durable("timestamp.json", &md.to_bytes()?)
         })
         .await

@@ -15,7 +15,10 @@ use crate::bootstrap;
 use crate::error::{Error, Result};
 use crate::online_key::OnlineKeySource;
 use crate::publisher::{BINS_PREFIX, Publication, Publisher};
-use crate::settings::{BOOTSTRAP_KEY, BootstrapState, ROOT_KEY, RepositorySettings, SETTINGS_KEY};
+use crate::settings::{
+    BOOTSTRAP_KEY, BootstrapState, FORCE_KEY, ForceResign, PENDING_ROOT_KEY, PendingRoot, ROOT_KEY,
+    RepositorySettings, SETTINGS_KEY,
+};
 use crate::storage::DirectoryStorage;
 use crate::store::{ArtifactChange, NewTask, Store};
 use crate::task::{Task, TaskKind, new_task_id};
@@ -141,21 +144,7 @@ impl Repository {
             });
         }
         let bootstrap = bootstrap::parse_payload(payload)?;
-        let signer = self.inner.online_key.load()?.ok_or_else(|| {
-            Error::OnlineKey(
-                "no online key is configured for this service (see --online-key)".into(),
-            )
-        })?;
-        if signer.keyid() != bootstrap.settings.online_keyid {
-            return Err(Error::invalid(
-                "metadata.root.signed.roles",
-                format!(
-                    "the online key in root is {}, but this service holds key {}",
-                    bootstrap.settings.online_keyid,
-                    signer.keyid()
-                ),
-            ));
-        }
+        self.require_online_key(&bootstrap.settings.online_keyid)?;
         let task_id = new_task_id();
         let root_value: Value = serde_json::from_slice(&bootstrap.root.to_bytes()?)
             .map_err(|e| Error::Corrupt(e.to_string()))?;
@@ -196,6 +185,197 @@ impl Repository {
             name_prefix: BINS_PREFIX.into(),
             unrecognized: serde_json::Map::new(),
         }
+    }
+
+    /// Refuses unless this service holds the online key `keyid`.
+    fn require_online_key(&self, keyid: &str) -> Result<()> {
+        if self.inner.online_key.find(keyid)?.is_some() {
+            return Ok(());
+        }
+        let held = self.inner.online_key.keyids();
+        Err(Error::invalid(
+            "metadata.root.signed.roles",
+            if held.is_empty() {
+                format!(
+                    "the online key in root is {keyid}, but this service has no online key (see --online-key)"
+                )
+            } else {
+                format!(
+                    "the online key in root is {keyid}, but this service holds only {}",
+                    held.join(", ")
+                )
+            },
+        ))
+    }
+
+    /// The root the repository trusts now.
+    pub async fn trusted_root(&self) -> Result<Metadata<Root>> {
+        let value: Value = self
+            .inner
+            .store
+            .setting(ROOT_KEY)
+            .await?
+            .ok_or_else(|| Error::Corrupt("no root stored".into()))?;
+        Ok(tufa_metadata::RawMetadata::from_value("root", value)?.into_metadata("root")?)
+    }
+
+    /// Accepts `POST /api/v1/metadata/`: `{metadata: {root: <root N+1>}}`.
+    ///
+    /// The new root must be version N+1 and signed by a threshold of both
+    /// the trusted root's keys and its own. When it changes the online key,
+    /// the service must hold the new key: every online role is re-signed with
+    /// it before the new root is published, and the old key keeps signing
+    /// alongside until then, so clients on either root verify throughout.
+    pub async fn update_root(&self, payload: &Value) -> Result<String> {
+        let settings = self.require_bootstrapped().await?;
+        let _guard = self.inner.bootstrap_lock.lock().await;
+        if let Some(pending) = self
+            .inner
+            .store
+            .setting::<PendingRoot>(PENDING_ROOT_KEY)
+            .await?
+        {
+            return Err(Error::invalid(
+                "metadata.root",
+                format!(
+                    "root update task {} is still being published",
+                    pending.task_id
+                ),
+            ));
+        }
+        let value = payload
+            .get("metadata")
+            .and_then(|m| m.get("root"))
+            .ok_or_else(|| Error::invalid("metadata.root", "is required"))?;
+        let trusted = self.trusted_root().await?;
+        let update = bootstrap::check_root_update(&trusted, value)?;
+        if update.online_keyid != settings.online_keyid {
+            self.require_online_key(&update.online_keyid)?;
+        }
+        let task_id = new_task_id();
+        let pending = PendingRoot {
+            task_id: task_id.clone(),
+            root: value.clone(),
+        };
+        let pending_value =
+            serde_json::to_value(&pending).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let task = NewTask {
+            id: task_id.clone(),
+            kind: TaskKind::MetadataUpdate.as_str(),
+            message: format!("Root version {} accepted.", update.version),
+            details: json!({"role": "root", "version": update.version, "online_key_rotated": update.online_keyid != settings.online_keyid}),
+            done: false,
+        };
+        self.inner
+            .store
+            .set_settings_with_task(&[(PENDING_ROOT_KEY, pending_value)], &task)
+            .await?;
+        self.inner.wake.notify_one();
+        Ok(task_id)
+    }
+
+    /// Accepts `POST /api/v1/metadata/online`: `{roles: [...]}`, an empty list
+    /// meaning every online role: re-signs them now (new versions, new expiry).
+    pub async fn force_online_update(&self, payload: &Value) -> Result<String> {
+        let settings = self.require_bootstrapped().await?;
+        let roles = match payload.get("roles") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(list)) => list
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let name = r
+                        .as_str()
+                        .ok_or_else(|| Error::invalid(format!("roles[{i}]"), "must be a string"))?;
+                    let succinct = Self::succinct(&settings);
+                    if matches!(name, "targets" | "snapshot" | "timestamp" | "bins")
+                        || succinct.is_delegated_role(name)
+                    {
+                        Ok(name.to_string())
+                    } else {
+                        Err(Error::invalid(
+                            format!("roles[{i}]"),
+                            format!("{name:?} is not an online role"),
+                        ))
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?,
+            Some(_) => return Err(Error::invalid("roles", "must be a list of role names")),
+        };
+        let task_id = new_task_id();
+        let force = ForceResign {
+            task_id: task_id.clone(),
+            roles: roles.clone(),
+        };
+        let task = NewTask {
+            id: task_id.clone(),
+            kind: TaskKind::ForceOnlineUpdate.as_str(),
+            message: "Online roles re-signed.".into(),
+            details: json!({"roles": if roles.is_empty() { json!(["targets", "bins", "snapshot", "timestamp"]) } else { json!(roles) }}),
+            done: false,
+        };
+        let value = serde_json::to_value(&force).map_err(|e| Error::Corrupt(e.to_string()))?;
+        self.inner
+            .store
+            .set_settings_with_task(&[(FORCE_KEY, value)], &task)
+            .await?;
+        self.inner.wake.notify_one();
+        Ok(task_id)
+    }
+
+    /// Publishes a pending root update (see [`Repository::update_root`]).
+    async fn apply_root_update(&self, p: &mut Publisher, pending: PendingRoot) -> Result<()> {
+        let root: Metadata<Root> =
+            tufa_metadata::RawMetadata::from_value("root", pending.root.clone())?
+                .into_metadata("root")?;
+        let mut settings = self.settings().await?;
+        let new_keyid = bootstrap::online_keyid(&root.signed)?;
+        if new_keyid != settings.online_keyid {
+            let signer = self.inner.online_key.find(&new_keyid)?.ok_or_else(|| {
+                Error::OnlineKey(format!("new online key {new_keyid} is not available"))
+            })?;
+            let key =
+                root.signed.keys.get(&new_keyid).cloned().ok_or_else(|| {
+                    Error::Corrupt("new root does not list its online key".into())
+                })?;
+            tracing::info!(old = %settings.online_keyid, new = %new_keyid, "online key rotation: signing with both keys");
+            p.add_online_key(signer, key);
+            p.resign_all().await?;
+            p.publish_root(&root).await?;
+            p.retire_online_keys_except(&new_keyid);
+            settings.online_keyid = new_keyid;
+            p.set_settings(settings.clone());
+            p.resign_all().await?;
+        } else {
+            p.publish_root(&root).await?;
+        }
+        let root_keys = root.signed.role("root")?;
+        settings.root_threshold = root_keys.threshold;
+        settings.root_num_keys = root_keys.keyids.len();
+        let settings_value =
+            serde_json::to_value(&settings).map_err(|e| Error::Corrupt(e.to_string()))?;
+        self.inner
+            .store
+            .commit_root_update(
+                &[
+                    (SETTINGS_KEY, settings_value),
+                    (ROOT_KEY, pending.root.clone()),
+                ],
+                PENDING_ROOT_KEY,
+            )
+            .await?;
+        *self.inner.settings.lock().await = Some(settings);
+        self.inner
+            .store
+            .finish_task(
+                &pending.task_id,
+                crate::task::TaskState::Success,
+                true,
+                None,
+            )
+            .await?;
+        tracing::info!(version = root.signed.version, "root published");
+        Ok(())
     }
 
     /// Accepts `POST /api/v1/artifacts/`: `{artifacts: [{path, info}],
@@ -461,8 +641,13 @@ impl Repository {
             let signer = self
                 .inner
                 .online_key
-                .load()?
-                .ok_or_else(|| Error::OnlineKey("the online key file is missing".into()))?;
+                .find(&settings.online_keyid)?
+                .ok_or_else(|| {
+                    Error::OnlineKey(format!(
+                        "online key {} is not available",
+                        settings.online_keyid
+                    ))
+                })?;
             let root_value: Value = self
                 .inner
                 .store
@@ -497,6 +682,28 @@ impl Repository {
         let Some(p) = publisher.as_mut() else {
             return Ok(false);
         };
+        if let Some(pending) = self
+            .inner
+            .store
+            .setting::<PendingRoot>(PENDING_ROOT_KEY)
+            .await?
+        {
+            self.apply_root_update(p, pending).await?;
+            return Ok(true);
+        }
+        if let Some(force) = self.inner.store.setting::<ForceResign>(FORCE_KEY).await? {
+            p.force(&force.roles);
+            let outcome = p.step().await?;
+            self.inner.store.delete_setting(FORCE_KEY).await?;
+            self.inner
+                .store
+                .finish_task(&force.task_id, crate::task::TaskState::Success, true, None)
+                .await?;
+            if let Some(publication) = outcome {
+                *self.inner.last_publication.lock().await = Some(publication);
+            }
+            return Ok(true);
+        }
         match p.step().await? {
             Some(publication) => {
                 tracing::info!(

@@ -91,3 +91,20 @@ impl RepositorySettings {
 pub(crate) const SETTINGS_KEY: &str = "repository";
 pub(crate) const BOOTSTRAP_KEY: &str = "bootstrap";
 pub(crate) const ROOT_KEY: &str = "root";
+pub(crate) const PENDING_ROOT_KEY: &str = "pending_root";
+pub(crate) const FORCE_KEY: &str = "force_online";
+
+/// A root update accepted and waiting for the publisher.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingRoot {
+    pub task_id: String,
+    pub root: serde_json::Value,
+}
+
+/// A forced re-signing of online roles waiting for the publisher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForceResign {
+    pub task_id: String,
+    /// Role names; empty means every online role.
+    pub roles: Vec<String>,
+}

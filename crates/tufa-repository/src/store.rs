@@ -115,6 +115,35 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes a setting.
+    pub async fn delete_setting(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM settings WHERE key = ?")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores settings and deletes one, atomically: the end of a root update.
+    pub async fn commit_root_update(&self, settings: &[(&str, Value)], delete: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (key, value) in settings {
+            sqlx::query(
+                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(*key)
+            .bind(value.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM settings WHERE key = ?")
+            .bind(delete)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Stores several settings and a task in one transaction.
     pub async fn set_settings_with_task(
         &self,

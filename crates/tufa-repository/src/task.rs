@@ -50,6 +50,7 @@ pub enum TaskKind {
     RemoveArtifacts,
     PublishArtifacts,
     ForceOnlineUpdate,
+    MetadataUpdate,
 }
 
 impl TaskKind {
@@ -60,6 +61,7 @@ impl TaskKind {
             TaskKind::RemoveArtifacts => "remove_artifacts",
             TaskKind::PublishArtifacts => "publish_artifacts",
             TaskKind::ForceOnlineUpdate => "force_online_metadata_update",
+            TaskKind::MetadataUpdate => "metadata_update",
         }
     }
 }

@@ -23,6 +23,8 @@ pub fn routes() -> Router<Repository> {
         ("/api/v1/artifacts/delete", "delete"),
         ("/api/v1/artifacts/publish", "publish"),
         ("/api/v1/task", "task"),
+        ("/api/v1/metadata", "metadata"),
+        ("/api/v1/metadata/online", "online"),
         ("/api/v1/tasks", "tasks"),
     ] {
         for p in [path.to_string(), format!("{path}/")] {
@@ -33,6 +35,8 @@ pub fn routes() -> Router<Repository> {
                 "delete" => router.route(&p, post(post_artifacts_delete)),
                 "publish" => router.route(&p, post(post_artifacts_publish)),
                 "task" => router.route(&p, get(get_task)),
+                "metadata" => router.route(&p, post(post_metadata)),
+                "online" => router.route(&p, post(post_metadata_online)),
                 _ => router.route(&p, get(get_tasks)),
             };
         }
@@ -116,6 +120,33 @@ async fn post_artifacts_publish(State(repo): State<Repository>) -> Result<Respon
         "Publish artifacts successfully submitted.",
         repo.publish_artifacts().await?,
     ))
+}
+
+async fn post_metadata(State(repo): State<Repository>, body: Bytes) -> Result<Response, ApiError> {
+    let payload = parse_body(&body)?;
+    let task_id = repo.update_root(&payload).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"data": {"task_id": task_id, "last_update": tufa_metadata::UtcTime::now().to_string()}, "message": "Metadata update accepted."})),
+    )
+        .into_response())
+}
+
+async fn post_metadata_online(
+    State(repo): State<Repository>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let payload = if body.is_empty() {
+        json!({})
+    } else {
+        parse_body(&body)?
+    };
+    let task_id = repo.force_online_update(&payload).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"data": {"task_id": task_id, "last_update": tufa_metadata::UtcTime::now().to_string()}, "message": "Force new online metadata update accepted."})),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,319 @@
+//! `tufa admin`: the operator's commands against a running service's API.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use tufa_metadata::{Key, Metadata, PrivateKey, RawMetadata, Root, Signer, UtcTime};
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The service's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "TUFA_API")]
+    api: String,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Send a bootstrap payload (from `tufa ceremony` or `rstuf admin ceremony`) and wait for it.
+    SendBootstrap {
+        /// The payload file.
+        payload: PathBuf,
+    },
+    /// Make root version N+1 and send it: new expiry, threshold, root keys or
+    /// online key. Signs with the given root keys, which must meet both the
+    /// current and the new root threshold.
+    UpdateRoot(UpdateRootArgs),
+    /// Re-sign online roles now (all of them when none is named).
+    Resign {
+        /// Role names: targets, snapshot, timestamp, bins, or one bin.
+        roles: Vec<String>,
+    },
+    /// Show the service's settings.
+    Config,
+    /// List recent tasks, newest first.
+    Tasks {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Show one task.
+    Task { task_id: String },
+}
+
+#[derive(Debug, Args)]
+struct UpdateRootArgs {
+    /// A root private key (PEM) to sign with. Repeatable.
+    #[arg(long = "root-key", value_name = "FILE")]
+    root_keys: Vec<PathBuf>,
+    /// Environment variable holding the password of encrypted root key files.
+    #[arg(long, value_name = "VAR")]
+    root_key_password_env: Option<String>,
+    /// A key (PEM public or private) to add to root's keys. Repeatable.
+    #[arg(long = "add-root-key", value_name = "FILE")]
+    add_root_keys: Vec<PathBuf>,
+    /// A keyid to remove from root's keys. Repeatable.
+    #[arg(long = "remove-root-key", value_name = "KEYID")]
+    remove_root_keys: Vec<String>,
+    /// The new root threshold.
+    #[arg(long)]
+    root_threshold: Option<u64>,
+    /// Days until the new root expires.
+    #[arg(long, default_value_t = 365)]
+    root_expiration: u32,
+    /// Rotate the online key to this one (PEM public or private). The service
+    /// must already hold its private key (`--online-key` or DATA_DIR/keys/online*.pem).
+    #[arg(long, value_name = "FILE")]
+    online_key: Option<PathBuf>,
+    /// Also write the new root's payload here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+struct Api {
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Api {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base.trim_end_matches('/'))
+    }
+
+    fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        let resp = self
+            .http
+            .get(self.url(path))
+            .send()
+            .with_context(|| format!("GET {}", self.url(path)))?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().unwrap_or(Value::Null)))
+    }
+
+    fn get_bytes(&self, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let resp = self
+            .http
+            .get(self.url(path))
+            .send()
+            .with_context(|| format!("GET {}", self.url(path)))?;
+        if resp.status().as_u16() == 404 {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            bail!("GET {}: HTTP {}", self.url(path), resp.status());
+        }
+        Ok(Some(resp.bytes()?.to_vec()))
+    }
+
+    fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .with_context(|| format!("POST {}", self.url(path)))?;
+        let status = resp.status();
+        let value: Value = resp.json().unwrap_or(Value::Null);
+        if status.as_u16() != 202 {
+            let error = value
+                .pointer("/detail/error")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            bail!("POST {path}: HTTP {status}: {error}");
+        }
+        Ok(value)
+    }
+
+    /// Polls a task until it ends; fails unless it succeeded.
+    fn wait(&self, task_id: &str) -> anyhow::Result<Value> {
+        let start = Instant::now();
+        loop {
+            let (status, body) = self.get(&format!("/api/v1/task/?task_id={task_id}"))?;
+            if status != 200 {
+                bail!("task {task_id}: HTTP {status}: {body}");
+            }
+            match body.pointer("/data/state").and_then(Value::as_str) {
+                Some("SUCCESS") => return Ok(body),
+                Some("PENDING" | "STARTED" | "RUNNING") => {}
+                other => bail!("task {task_id} ended {}: {body}", other.unwrap_or("?")),
+            }
+            if start.elapsed() > Duration::from_secs(600) {
+                bail!("task {task_id} still pending after 10 minutes");
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// The newest root the service publishes, following the chain from 1.
+    fn current_root(&self) -> anyhow::Result<Metadata<Root>> {
+        let mut current = None;
+        for version in 1u64.. {
+            match self.get_bytes(&format!("/metadata/{version}.root.json"))? {
+                Some(bytes) => current = Some(bytes),
+                None => break,
+            }
+        }
+        let bytes = current.context("the service publishes no root (is it bootstrapped?)")?;
+        Ok(RawMetadata::from_slice("root", &bytes)?.into_metadata("root")?)
+    }
+}
+
+fn load_public(path: &PathBuf) -> anyhow::Result<Key> {
+    let pem =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    if pem.contains("PRIVATE KEY") {
+        Ok(PrivateKey::from_pem(&pem, None, None)?.public_key().clone())
+    } else {
+        Ok(Key::from_public_pem(&pem, None)?)
+    }
+}
+
+pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
+    let api = Api {
+        base: args.api,
+        http: reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()?,
+    };
+    match args.command {
+        AdminCommand::SendBootstrap { payload } => {
+            let text = std::fs::read_to_string(&payload)
+                .with_context(|| format!("reading {}", payload.display()))?;
+            let body: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", payload.display()))?;
+            let resp = api.post("/api/v1/bootstrap/", &body)?;
+            let task = resp
+                .pointer("/data/task_id")
+                .and_then(Value::as_str)
+                .context("no task id")?
+                .to_string();
+            eprintln!("bootstrap accepted (task {task}); waiting for the first publication");
+            api.wait(&task)?;
+            eprintln!("bootstrap done");
+        }
+        AdminCommand::UpdateRoot(u) => update_root(&api, u)?,
+        AdminCommand::Resign { roles } => {
+            let resp = api.post("/api/v1/metadata/online", &json!({"roles": roles}))?;
+            let task = resp
+                .pointer("/data/task_id")
+                .and_then(Value::as_str)
+                .context("no task id")?
+                .to_string();
+            api.wait(&task)?;
+            eprintln!("online roles re-signed (task {task})");
+        }
+        AdminCommand::Config => {
+            let (_, body) = api.get("/api/v1/config/")?;
+            println!("{}", serde_json::to_string_pretty(&body["data"])?);
+        }
+        AdminCommand::Tasks { limit } => {
+            let (_, body) = api.get(&format!("/api/v1/tasks?limit={limit}"))?;
+            for t in body
+                .pointer("/data/tasks")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                println!(
+                    "{}  {:<8} {:<30} {}",
+                    t["task_id"].as_str().unwrap_or(""),
+                    t["state"].as_str().unwrap_or(""),
+                    t.pointer("/result/task")
+                        .and_then(Value::as_str)
+                        .unwrap_or(""),
+                    t.pointer("/result/last_update")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                );
+            }
+        }
+        AdminCommand::Task { task_id } => {
+            let (status, body) = api.get(&format!("/api/v1/task/?task_id={task_id}"))?;
+            println!("{}", serde_json::to_string_pretty(&body)?);
+            if status != 200 {
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn update_root(api: &Api, u: UpdateRootArgs) -> anyhow::Result<()> {
+    let current = api.current_root()?;
+    let mut root = current.signed.clone();
+    root.version += 1;
+    root.expires = UtcTime::now().plus_seconds(i64::from(u.root_expiration) * 86_400);
+    for path in &u.add_root_keys {
+        root.add_key("root", load_public(path)?)?;
+    }
+    for keyid in &u.remove_root_keys {
+        let role = root
+            .roles
+            .get_mut("root")
+            .context("root has no root role")?;
+        if !role.keyids.contains(keyid) {
+            bail!("--remove-root-key {keyid}: not a root key");
+        }
+        role.keyids.retain(|k| k != keyid);
+        root.keys.remove(keyid);
+    }
+    if let Some(t) = u.root_threshold
+        && let Some(role) = root.roles.get_mut("root")
+    {
+        role.threshold = t;
+    }
+    if let Some(path) = &u.online_key {
+        let key = load_public(path)?;
+        let keyid = key.keyid();
+        let old: Vec<String> = root
+            .roles
+            .get("timestamp")
+            .map(|r| r.keyids.clone())
+            .unwrap_or_default();
+        for role in ["targets", "snapshot", "timestamp"] {
+            if let Some(r) = root.roles.get_mut(role) {
+                r.keyids = vec![keyid.clone()];
+            }
+        }
+        for k in old {
+            if !root.roles.values().any(|r| r.keyids.contains(&k)) {
+                root.keys.remove(&k);
+            }
+        }
+        root.keys.insert(keyid, key);
+    }
+    let mut md = Metadata::new(root);
+    let password = u
+        .root_key_password_env
+        .as_deref()
+        .and_then(|v| std::env::var(v).ok());
+    for path in &u.root_keys {
+        let pem =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let key = PrivateKey::from_pem(&pem, password.as_deref().map(str::as_bytes), None)
+            .with_context(|| format!("loading {}", path.display()))?;
+        md.sign(&key as &dyn Signer)?;
+    }
+    let root_value: Value = serde_json::from_slice(&md.to_bytes()?)?;
+    let payload = json!({"metadata": {"root": root_value}});
+    if let Some(out) = &u.out {
+        std::fs::write(out, serde_json::to_string_pretty(&payload)? + "\n")?;
+    }
+    let resp = api.post("/api/v1/metadata/", &payload)?;
+    let task = resp
+        .pointer("/data/task_id")
+        .and_then(Value::as_str)
+        .context("no task id")?
+        .to_string();
+    eprintln!(
+        "root version {} accepted (task {task}); waiting for it to be published",
+        md.signed.version
+    );
+    api.wait(&task)?;
+    eprintln!("root version {} published", md.signed.version);
+    Ok(())
+}
