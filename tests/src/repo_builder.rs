@@ -128,8 +128,14 @@ impl TestServer {
         let mut files = Vec::new();
         walk(dir, "", &mut files);
         let mut state = self.lock();
+        let prefix = prefix.trim_matches('/');
         for (rel, bytes) in files {
-            state.files.insert(format!("{prefix}/{rel}"), bytes);
+            let key = if prefix.is_empty() {
+                rel
+            } else {
+                format!("{prefix}/{rel}")
+            };
+            state.files.insert(key, bytes);
         }
     }
 
