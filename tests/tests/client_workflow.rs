@@ -403,3 +403,73 @@ fn root_chain_is_followed_and_persisted() {
         assert!(s.meta.join(format!("root_history/{v}.root.json")).exists());
     }
 }
+
+/// The `Fetcher` seam: a wrapper that counts and injects faults, around the
+/// real HTTP fetcher.
+#[derive(Debug)]
+struct Flaky {
+    inner: tufa_client::updater::HttpFetcher,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    fail_targets: bool,
+}
+
+impl tufa_client::updater::Fetcher for Flaky {
+    fn fetch(
+        &self,
+        url: &str,
+        max_length: u64,
+        sink: &mut dyn std::io::Write,
+    ) -> Result<u64, Error> {
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(url.to_string());
+        if self.fail_targets && url.contains("/targets/") {
+            return Err(Error::Network {
+                url: url.to_string(),
+                reason: "connection reset (injected)".into(),
+            });
+        }
+        self.inner.fetch(url, max_length, sink)
+    }
+}
+
+#[test]
+fn a_custom_fetcher_sees_every_request_and_its_errors_propagate() {
+    let mut repo = Repo::new(false);
+    repo.add_target("targets", "f", b"f");
+    repo.publish();
+    let s = setup(repo);
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut config = tufa_client::updater::UpdaterConfig::new(&s.meta, s.server.url("metadata"));
+    config.target_dir = Some(s.targets.clone());
+    config.target_base_url = Some(s.server.url("targets"));
+    let fetcher = Flaky {
+        inner: tufa_client::updater::HttpFetcher::new(test_http_config()).expect("client"),
+        calls: calls.clone(),
+        fail_targets: true,
+    };
+    let mut u = tufa_client::updater::Updater::new(config, Box::new(fetcher)).expect("updater");
+    let info = u.require_targetinfo("f").expect("found");
+    let err = u.download_target(&info, None, None).expect_err("injected");
+    assert!(matches!(err, Error::Network { .. }), "{err}");
+    let seen = calls.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert_eq!(
+        seen.iter()
+            .map(|u| u.rsplit('/').next().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        [
+            "2.root.json",
+            "timestamp.json",
+            "snapshot.json",
+            "targets.json",
+            "f"
+        ]
+    );
+    assert_eq!(
+        s.server.requests().len(),
+        4,
+        "the target never reached the server"
+    );
+}
