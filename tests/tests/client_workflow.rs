@@ -210,9 +210,16 @@ fn present_target_with_matching_hashes_is_not_fetched_again() {
     assert!(u.find_cached_target(&info, None).is_none());
     let path = u.download_target(&info, None, None).expect("download");
     assert_eq!(u.find_cached_target(&info, None), Some(path.clone()));
+    // Downloading again finds it in place: no request.
+    s.server.clear_requests();
+    assert_eq!(u.download_target(&info, None, None).expect("again"), path);
+    assert!(s.server.requests().is_empty());
     // Same length, other bytes: not a cached copy.
     std::fs::write(&path, b"9876543210").expect("write");
     assert!(u.find_cached_target(&info, None).is_none());
+    u.download_target(&info, None, None).expect("replaced");
+    assert_eq!(std::fs::read(&path).expect("read"), b"0123456789");
+    assert_eq!(s.server.requests().len(), 1);
 }
 
 #[test]

@@ -129,9 +129,7 @@ fn download(cli: &Cli, metadata_dir: &Path) -> Result<()> {
     updater.refresh()?;
     for name in &cli.target_names {
         let info = updater.require_targetinfo(name)?;
-        if updater.find_cached_target(&info, None).is_some() {
-            continue;
-        }
+        // Kept without a request when already downloaded with these hashes.
         updater.download_target(&info, None, None)?;
     }
     Ok(())

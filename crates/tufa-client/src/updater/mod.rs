@@ -336,7 +336,8 @@ impl Updater {
 
     /// Downloads a target (at most its signed length), checks its length
     /// and every listed hash, and only then moves it into place atomically.
-    /// Returns the file's path.
+    /// Returns the file's path. A file already there with the signed length
+    /// and hashes is kept and not fetched again.
     pub fn download_target(
         &self,
         info: &TargetInfo,
@@ -347,6 +348,9 @@ impl Updater {
             Some(p) => p.to_path_buf(),
             None => self.target_file_path(info)?,
         };
+        if let Some(cached) = self.find_cached_target(info, Some(&path)) {
+            return Ok(cached);
+        }
         let url = self.target_url(info, target_base_url)?;
         let algorithms = algorithms(info)?;
         let dir = parent_dir(&path);
