@@ -169,4 +169,23 @@ fn tufa_makes_the_same_requests_as_python_tuf_ngclient() {
             .collect::<Vec<_>>()
     };
     assert_eq!(json_names(&meta), json_names(&py.path().join("metadata")));
+
+    // tufa picks up where python-tuf left off: its metadata and target
+    // directories are a warm cache for tufa (root.json there is a symlink
+    // into root_history/).
+    server.clear_requests();
+    let mut warm = updater(
+        &server,
+        &py.path().join("metadata"),
+        &py.path().join("targets"),
+    );
+    for path in &paths {
+        if let Some(info) = warm.get_targetinfo(path).expect("lookup") {
+            warm.download_target(&info, None, None).expect("cached");
+        }
+    }
+    assert_eq!(
+        server.requests(),
+        ["metadata/3.root.json", "metadata/timestamp.json"]
+    );
 }

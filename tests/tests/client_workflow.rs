@@ -480,3 +480,57 @@ fn a_custom_fetcher_sees_every_request_and_its_errors_propagate() {
         "the target never reached the server"
     );
 }
+
+#[test]
+fn a_cached_role_is_verified_again_for_another_delegator() {
+    // "shared" is delegated by A (with the key that signs it) and by B
+    // (with a key that never signed it).
+    let mut repo = Repo::new(true);
+    repo.delegate("targets", "A", Some(vec!["a/*".into()]), None, false);
+    repo.delegate("targets", "B", Some(vec!["b/*".into()]), None, false);
+    repo.delegate("A", "shared", Some(vec!["*/*".into()]), None, false);
+    repo.add_target("shared", "a/x", b"a");
+    repo.add_target("shared", "b/x", b"b");
+    let stranger =
+        tufa_metadata::PrivateKey::generate(tufa_metadata::key::Scheme::Ed25519).expect("key");
+    let mut role = repo.targets["A"]
+        .delegations
+        .as_ref()
+        .and_then(|d| d.roles.as_ref())
+        .and_then(|r| r.iter().find(|r| r.name == "shared"))
+        .expect("A delegates to shared")
+        .clone();
+    let stranger_id = tufa_metadata::Signer::keyid(&stranger).to_string();
+    role.keyids = vec![stranger_id.clone()];
+    let b = repo.targets.get_mut("B").expect("B");
+    b.delegations = Some(tufa_metadata::Delegations {
+        keys: std::collections::BTreeMap::from([(
+            stranger_id,
+            tufa_metadata::Signer::public_key(&stranger).clone(),
+        )]),
+        roles: Some(vec![role]),
+        succinct_roles: None,
+        unrecognized: Default::default(),
+    });
+    repo.touch("B");
+    repo.publish();
+    let s = setup(repo);
+
+    let mut u = updater(&s.server, &s.meta, &s.targets);
+    assert_eq!(
+        u.require_targetinfo("a/x").expect("through A").role,
+        "shared"
+    );
+    match u.get_targetinfo("b/x") {
+        Err(Error::Signatures { role, by, .. }) => {
+            assert_eq!((role.as_str(), by.as_str()), ("shared", "B"));
+        }
+        other => panic!("expected shared to fail B's keys, got {other:?}"),
+    }
+    // The same from the cache, in a new updater.
+    let mut warm = updater(&s.server, &s.meta, &s.targets);
+    assert!(matches!(
+        warm.get_targetinfo("b/x"),
+        Err(Error::Signatures { .. })
+    ));
+}
