@@ -10,6 +10,7 @@
 
 pub mod bootstrap;
 pub mod ceremony;
+pub mod clock;
 pub mod dev;
 pub mod error;
 pub mod gc;

@@ -19,6 +19,7 @@ use tufa_metadata::{
     Targets, Timestamp, UtcTime,
 };
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::settings::RepositorySettings;
 use crate::storage::DirectoryStorage;
@@ -51,6 +52,7 @@ pub struct Publisher {
     roles: BTreeMap<String, RoleVersion>,
     /// Roles to re-sign in the next step whatever their expiry.
     forced: BTreeSet<String>,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -75,6 +77,7 @@ impl Publisher {
         signer: Arc<dyn Signer>,
         settings: RepositorySettings,
         root: &Root,
+        clock: Clock,
     ) -> Result<Publisher> {
         if signer.keyid() != settings.online_keyid {
             return Err(Error::OnlineKey(format!(
@@ -104,6 +107,7 @@ impl Publisher {
             succinct,
             roles: BTreeMap::new(),
             forced: BTreeSet::new(),
+            clock,
         };
         publisher.roles = publisher.store.roles().await?;
         publisher.reconcile_with_storage()?;
@@ -161,7 +165,8 @@ impl Publisher {
             },
         );
         let all_bins: BTreeSet<u32> = (0..self.settings.number_of_delegated_bins).collect();
-        self.publish(&all_bins, true, 0, 0, UtcTime::now()).await?;
+        self.publish(&all_bins, true, 0, 0, self.clock.now())
+            .await?;
         let roles: Vec<(String, RoleVersion)> =
             self.roles.iter().map(|(k, v)| (k.clone(), *v)).collect();
         self.store.finish_publication(0, &roles).await?;
@@ -192,7 +197,9 @@ impl Publisher {
     /// bins, snapshot, timestamp.
     pub async fn resign_all(&mut self) -> Result<Publication> {
         let all_bins: BTreeSet<u32> = (0..self.settings.number_of_delegated_bins).collect();
-        let publication = self.publish(&all_bins, true, 0, 0, UtcTime::now()).await?;
+        let publication = self
+            .publish(&all_bins, true, 0, 0, self.clock.now())
+            .await?;
         let roles: Vec<(String, RoleVersion)> =
             self.roles.iter().map(|(k, v)| (k.clone(), *v)).collect();
         self.store.finish_publication(0, &roles).await?;
@@ -243,7 +250,7 @@ impl Publisher {
 
     /// One publication if anything is pending or due; `None` when idle.
     pub async fn step(&mut self) -> Result<Option<Publication>> {
-        let now = UtcTime::now();
+        let now = self.clock.now();
         let batch = self.store.pending_batch().await?;
         let mut bins = batch.bins.clone();
         for n in 0..self.settings.number_of_delegated_bins {

@@ -12,6 +12,7 @@ use tokio::sync::{Mutex, Notify};
 use tufa_metadata::{Metadata, Root, SuccinctRoles, UtcTime};
 
 use crate::bootstrap;
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::online_key::OnlineKeySource;
 use crate::publisher::{BINS_PREFIX, Publication, Publisher};
@@ -62,6 +63,7 @@ struct Inner {
     store: Store,
     storage: DirectoryStorage,
     online_key: OnlineKeySource,
+    clock: Clock,
     wake: Notify,
     /// Serialises bootstrap acceptance.
     bootstrap_lock: Mutex<()>,
@@ -74,6 +76,11 @@ struct Inner {
 impl Repository {
     /// Opens the repository in a data directory, creating what is missing.
     pub async fn open(config: RepositoryConfig) -> Result<Repository> {
+        Repository::open_with_clock(config, Clock::default()).await
+    }
+
+    /// As [`Repository::open`], with the publisher on `clock` (tests move it forward).
+    pub async fn open_with_clock(config: RepositoryConfig, clock: Clock) -> Result<Repository> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::storage(&config.data_dir, e))?;
         let store = Store::open_sqlite(&config.data_dir.join("tufa.db")).await?;
@@ -84,6 +91,7 @@ impl Repository {
                 store,
                 storage,
                 online_key: config.online_key,
+                clock,
                 wake: Notify::new(),
                 bootstrap_lock: Mutex::new(()),
                 settings: Mutex::new(settings),
@@ -662,6 +670,7 @@ impl Repository {
                 signer,
                 settings,
                 &root.signed,
+                self.inner.clock.clone(),
             )
             .await?;
             if let BootstrapState::Pending { task_id } = &state {
@@ -676,6 +685,8 @@ impl Repository {
                     .store
                     .finish_task(task_id, crate::task::TaskState::Success, true, None)
                     .await?;
+                *publisher = Some(p);
+                return Ok(true);
             }
             *publisher = Some(p);
         }
