@@ -35,6 +35,10 @@ pub struct ImportArgs {
     /// directory [default: DATA_DIR/keys/online.pem].
     #[arg(long, value_name = "FILE", env = "TUFA_ONLINE_KEY")]
     online_key: Option<PathBuf>,
+    /// Record the import and stop: the next `tufa serve` on the data
+    /// directory publishes it.
+    #[arg(long)]
+    no_publish: bool,
 }
 
 /// A process other than this one with `path` open (Linux: from /proc).
@@ -179,6 +183,12 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
 
+    if args.no_publish {
+        println!(
+            "recorded as task {task_id}; the next tufa serve on this data directory publishes it"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let publish_started = Instant::now();
     publish(&repo, &db, &task_id).await?;
     println!(

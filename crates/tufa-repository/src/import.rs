@@ -5,8 +5,9 @@
 //!
 //! The CSV is streamed: a reader thread parses and checks rows and hands
 //! batches to the database writer, which inserts them with multi-row
-//! `INSERT ... ON CONFLICT` statements inside a single `BEGIN IMMEDIATE`
-//! transaction. A bad row (or a path listed twice with different info) rolls
+//! `INSERT OR IGNORE` statements (and an `UPDATE ... FROM (VALUES ...)` for
+//! the rows of a batch that were registered before) inside a single
+//! `BEGIN IMMEDIATE` transaction. A bad row (or a path listed twice with different info) rolls
 //! everything back and names `file:line`. Memory stays small: a batch in
 //! flight plus 16 bytes of path digest per row for the duplicate check.
 
@@ -267,9 +268,13 @@ fn read_files(
     Ok(())
 }
 
+/// `INSERT OR IGNORE` of `rows` new artifacts. `OR IGNORE` cannot abort
+/// half way, so SQLite needs no statement journal for it: copying every page
+/// a multi-row `ON CONFLICT DO UPDATE` touches into one was a third of the
+/// import's time.
 fn insert_sql(rows: usize, seq: i64) -> String {
-    let mut sql = String::with_capacity(64 + rows * 16 + 200);
-    sql.push_str("INSERT INTO artifacts (path, bin, info, change_seq, staged) VALUES ");
+    let mut sql = String::with_capacity(80 + rows * 16);
+    sql.push_str("INSERT OR IGNORE INTO artifacts (path, bin, info, change_seq, staged) VALUES ");
     for i in 0..rows {
         if i > 0 {
             sql.push(',');
@@ -278,14 +283,43 @@ fn insert_sql(rows: usize, seq: i64) -> String {
         sql.push_str(&seq.to_string());
         sql.push_str(",0)");
     }
-    // An artifact already registered with the same info is left alone, so
-    // importing the same CSV twice publishes nothing the second time.
-    sql.push_str(
-        " ON CONFLICT (path) DO UPDATE SET bin = excluded.bin, info = excluded.info,
-             change_seq = excluded.change_seq, staged = 0
-         WHERE artifacts.info IS NOT excluded.info",
-    );
     sql
+}
+
+/// Updates the artifacts of a batch that were already registered with other
+/// info (or removed). One already registered with the same info is left
+/// alone, so importing the same CSV twice publishes nothing the second time.
+fn update_sql(rows: usize, seq: i64) -> String {
+    let mut sql = String::with_capacity(300 + rows * 8);
+    sql.push_str("UPDATE artifacts SET bin = v.column2, info = v.column3, change_seq = ");
+    sql.push_str(&seq.to_string());
+    sql.push_str(", staged = 0 FROM (VALUES ");
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str("(?,?,?)");
+    }
+    sql.push_str(
+        ") AS v WHERE artifacts.path = v.column1 AND artifacts.info IS NOT v.column3 \
+         AND artifacts.change_seq <> ",
+    );
+    sql.push_str(&seq.to_string());
+    sql
+}
+
+fn bind_rows<'q>(
+    sql: &'q str,
+    rows: &'q [ImportRow],
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    let mut query = sqlx::query(sql);
+    for row in rows {
+        query = query
+            .bind(row.path.as_str())
+            .bind(i64::from(row.bin))
+            .bind(row.info.as_str());
+    }
+    query
 }
 
 fn unix_now() -> i64 {
@@ -347,9 +381,9 @@ impl Repository {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(30))
-        // Room for the path index of a million rows, so that inserting in
-        // CSV (random) order does not spill pages to the WAL over and over.
-        .pragma("cache_size", "-262144")
+        // 64 MiB of page cache: inserting in CSV (random) order takes 12 s
+        // for a million rows with 16 MiB, 7 s with 64 MiB or more.
+        .pragma("cache_size", "-65536")
         .pragma("temp_store", "memory");
         let mut conn = SqliteConnection::connect_with(&options).await?;
 
@@ -391,14 +425,19 @@ impl Repository {
                             short = insert_sql(rows.len(), seq);
                             &short
                         };
-                        let mut query = sqlx::query(sql);
-                        for row in &rows {
-                            query = query
-                                .bind(row.path.as_str())
-                                .bind(i64::from(row.bin))
-                                .bind(row.info.as_str());
+                        let inserted = bind_rows(sql, &rows)
+                            .execute(&mut *db)
+                            .await?
+                            .rows_affected();
+                        changed += inserted;
+                        if inserted < rows.len() as u64 {
+                            // Some were registered before: update those whose info differs.
+                            let sql = update_sql(rows.len(), seq);
+                            changed += bind_rows(&sql, &rows)
+                                .execute(&mut *db)
+                                .await?
+                                .rows_affected();
                         }
-                        changed += query.execute(&mut *db).await?.rows_affected();
                     }
                     Batch::Done(stats) => break stats,
                 }
@@ -518,9 +557,12 @@ mod tests {
 
     #[test]
     fn sql_shape() {
-        let sql = insert_sql(2, 7);
-        assert!(sql.starts_with(
-            "INSERT INTO artifacts (path, bin, info, change_seq, staged) VALUES (?,?,?,7,0),(?,?,?,7,0) ON CONFLICT"
-        ));
+        assert_eq!(
+            insert_sql(2, 7),
+            "INSERT OR IGNORE INTO artifacts (path, bin, info, change_seq, staged) VALUES (?,?,?,7,0),(?,?,?,7,0)"
+        );
+        let update = update_sql(2, 7);
+        assert!(update.contains("FROM (VALUES (?,?,?),(?,?,?)) AS v"), "{update}");
+        assert!(update.ends_with("AND artifacts.change_seq <> 7"), "{update}");
     }
 }
