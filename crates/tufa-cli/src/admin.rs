@@ -29,6 +29,19 @@ enum AdminCommand {
     /// online key. Signs with the given root keys, which must meet both the
     /// current and the new root threshold.
     UpdateRoot(UpdateRootArgs),
+    /// Add your signature to the root waiting for signatures (distributed
+    /// asynchronous signing): fetches it, signs with each key given, sends
+    /// each signature.
+    Sign {
+        /// A root private key (PEM). Repeatable.
+        #[arg(long = "root-key", value_name = "FILE", required = true)]
+        root_keys: Vec<PathBuf>,
+        /// Environment variable holding the password of encrypted key files.
+        #[arg(long, value_name = "VAR")]
+        root_key_password_env: Option<String>,
+    },
+    /// Abandon the root waiting for signatures.
+    AbortSign,
     /// Re-sign online roles now (all of them when none is named).
     Resign {
         /// Role names: targets, snapshot, timestamp, bins, or one bin.
@@ -128,6 +141,17 @@ impl Api {
         Ok(value)
     }
 
+    /// True when the task waits for root signatures from other key holders.
+    fn waits_for_signatures(&self, task_id: &str) -> anyhow::Result<bool> {
+        let (_, body) = self.get(&format!("/api/v1/task/?task_id={task_id}"))?;
+        let pending = body.pointer("/data/state").and_then(Value::as_str) == Some("PENDING");
+        let message = body
+            .pointer("/data/result/message")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        Ok(pending && message.contains("waits for more signatures"))
+    }
+
     /// Polls a task until it ends; fails unless it succeeded.
     fn wait(&self, task_id: &str) -> anyhow::Result<Value> {
         let start = Instant::now();
@@ -191,11 +215,67 @@ pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 .and_then(Value::as_str)
                 .context("no task id")?
                 .to_string();
+            if api.waits_for_signatures(&task)? {
+                eprintln!(
+                    "bootstrap accepted (task {task}); root waits for more signatures: other key holders run `tufa admin sign`"
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             eprintln!("bootstrap accepted (task {task}); waiting for the first publication");
             api.wait(&task)?;
             eprintln!("bootstrap done");
         }
         AdminCommand::UpdateRoot(u) => update_root(&api, u)?,
+        AdminCommand::Sign {
+            root_keys,
+            root_key_password_env,
+        } => {
+            let (status, body) = api.get("/api/v1/metadata/sign")?;
+            if status != 200 {
+                bail!("GET /api/v1/metadata/sign: HTTP {status}: {body}");
+            }
+            let pending = body
+                .pointer("/data/metadata/root")
+                .cloned()
+                .context("no root is waiting for signatures")?;
+            let root: Metadata<Root> =
+                RawMetadata::from_value("root", pending)?.into_metadata("root")?;
+            let bytes = root.signed_bytes()?;
+            let password = root_key_password_env
+                .as_deref()
+                .and_then(|v| std::env::var(v).ok());
+            for path in &root_keys {
+                let pem = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let key = PrivateKey::from_pem(&pem, password.as_deref().map(str::as_bytes), None)
+                    .with_context(|| format!("loading {}", path.display()))?;
+                let sig = hex::encode(key.sign(&bytes)?);
+                let resp = api.post(
+                    "/api/v1/metadata/sign",
+                    &json!({"role": "root", "signature": {"keyid": key.keyid(), "sig": sig}}),
+                )?;
+                let task = resp
+                    .pointer("/data/task_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let (_, t) = api.get(&format!("/api/v1/task/?task_id={task}"))?;
+                let complete = t
+                    .pointer("/data/result/details/complete")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                eprintln!(
+                    "signed root version {} with key {}{}",
+                    root.signed.version,
+                    key.keyid(),
+                    if complete { "; threshold met" } else { "" }
+                );
+            }
+        }
+        AdminCommand::AbortSign => {
+            api.post("/api/v1/metadata/sign/delete", &json!({"role": "root"}))?;
+            eprintln!("signing abandoned");
+        }
         AdminCommand::Resign { roles } => {
             let resp = api.post("/api/v1/metadata/online", &json!({"roles": roles}))?;
             let task = resp
@@ -309,6 +389,13 @@ fn update_root(api: &Api, u: UpdateRootArgs) -> anyhow::Result<()> {
         .and_then(Value::as_str)
         .context("no task id")?
         .to_string();
+    if api.waits_for_signatures(&task)? {
+        eprintln!(
+            "root version {} accepted (task {task}); it waits for more signatures: other key holders run `tufa admin sign`",
+            md.signed.version
+        );
+        return Ok(());
+    }
     eprintln!(
         "root version {} accepted (task {task}); waiting for it to be published",
         md.signed.version

@@ -1,7 +1,7 @@
 //! The bootstrap payload (RSTUF's format) and the first metadata it produces.
 
 use serde_json::{Map, Value, json};
-use tufa_metadata::metadata::TOP_LEVEL_ROLES;
+use tufa_metadata::metadata::{TOP_LEVEL_ROLES, Verification, check_signatures};
 use tufa_metadata::{Metadata, RawMetadata, Role, Root, UtcTime};
 
 use crate::error::{Error, Result};
@@ -12,6 +12,8 @@ use crate::settings::{Expiration, RepositorySettings};
 pub struct Bootstrap {
     pub settings: RepositorySettings,
     pub root: Metadata<Root>,
+    /// False when root still needs signatures from other key holders.
+    pub fully_signed: bool,
 }
 
 fn expiration(roles: &Map<String, Value>, role: &str) -> Result<u32> {
@@ -102,10 +104,25 @@ pub fn parse_payload(payload: &Value) -> Result<Bootstrap> {
             format!("{} is in the past", root.signed.expires),
         ));
     }
-    let verification = root
+    let keys = root
         .signed
-        .verify_role("root", &raw)
-        .map_err(|e| Error::invalid("metadata.root.signatures", e.to_string()))?;
+        .role("root")
+        .map_err(|e| Error::invalid("metadata.root.signed.roles", e.to_string()))?;
+    let verification = check_signatures(
+        "root",
+        &keys.keyids,
+        keys.threshold,
+        &root.signed.keys,
+        raw.signed_bytes(),
+        raw.signatures(),
+    );
+    if verification.signed.is_empty() {
+        return Err(Error::invalid(
+            "metadata.root.signatures",
+            "no valid signature by a root key (at least one is needed; others may sign later)",
+        ));
+    }
+    let fully_signed = verification.is_satisfied();
 
     let online_keyid = online_keyid(&root.signed)?;
     let root_keys = root
@@ -119,7 +136,11 @@ pub fn parse_payload(payload: &Value) -> Result<Bootstrap> {
         root_threshold: verification.threshold,
         root_num_keys: root_keys.keyids.len(),
     };
-    Ok(Bootstrap { settings, root })
+    Ok(Bootstrap {
+        settings,
+        root,
+        fully_signed,
+    })
 }
 
 /// The one online key root names for targets, snapshot and timestamp (the
@@ -176,6 +197,8 @@ pub fn online_keyid(root: &Root) -> Result<String> {
 pub struct RootUpdate {
     pub version: u64,
     pub online_keyid: String,
+    /// False when root N+1 still needs signatures from other key holders.
+    pub fully_signed: bool,
 }
 
 /// Checks root N+1 against the trusted root N: version, both thresholds,
@@ -209,25 +232,44 @@ pub fn check_root_update(trusted: &Metadata<Root>, value: &Value) -> Result<Root
             format!("{} is in the past", new.signed.expires),
         ));
     }
-    trusted.signed.verify_role("root", &raw).map_err(|e| {
-        Error::invalid(
+    let (by_trusted, by_new) = root_update_signatures(trusted, &new, &raw);
+    if by_trusted.signed.is_empty() && by_new.signed.is_empty() {
+        return Err(Error::invalid(
             "metadata.root.signatures",
             format!(
-                "not signed by the trusted root version {}: {e}",
+                "no valid signature by a key of the trusted root version {} or of the new root",
                 trusted.signed.version
             ),
-        )
-    })?;
-    new.signed.verify_role("root", &raw).map_err(|e| {
-        Error::invalid(
-            "metadata.root.signatures",
-            format!("not signed by its own root keys: {e}"),
-        )
-    })?;
+        ));
+    }
     Ok(RootUpdate {
         version: new.signed.version,
         online_keyid: online_keyid(&new.signed)?,
+        fully_signed: by_trusted.is_satisfied() && by_new.is_satisfied(),
     })
+}
+
+/// How far root N+1 is signed by the trusted root's keys and by its own.
+pub fn root_update_signatures(
+    trusted: &Metadata<Root>,
+    new: &Metadata<Root>,
+    raw: &RawMetadata,
+) -> (Verification, Verification) {
+    let check = |root: &Root| {
+        let (keyids, threshold) = root
+            .role("root")
+            .map(|r| (r.keyids.clone(), r.threshold))
+            .unwrap_or_default();
+        check_signatures(
+            "root",
+            &keyids,
+            threshold,
+            &root.keys,
+            raw.signed_bytes(),
+            raw.signatures(),
+        )
+    };
+    (check(&trusted.signed), check(&new.signed))
 }
 
 /// Builds a bootstrap payload in RSTUF's format from a signed root.

@@ -19,6 +19,7 @@ pub mod online_key;
 pub mod publisher;
 pub mod repository;
 pub mod settings;
+pub mod signing;
 pub mod storage;
 pub mod store;
 pub mod task;

@@ -20,6 +20,7 @@ use crate::settings::{
     BOOTSTRAP_KEY, BootstrapState, FORCE_KEY, ForceResign, PENDING_ROOT_KEY, PendingRoot, ROOT_KEY,
     RepositorySettings, SETTINGS_KEY,
 };
+use crate::signing::{SigningPurpose, SigningState};
 use crate::storage::DirectoryStorage;
 use crate::store::{ArtifactChange, NewTask, Store};
 use crate::task::{Task, TaskKind, new_task_id};
@@ -154,6 +155,26 @@ impl Repository {
         let bootstrap = bootstrap::parse_payload(payload)?;
         self.require_online_key(&bootstrap.settings.online_keyid)?;
         let task_id = new_task_id();
+        if !bootstrap.fully_signed {
+            let root: Value = serde_json::from_slice(&bootstrap.root.to_bytes()?)
+                .map_err(|e| Error::Corrupt(e.to_string()))?;
+            let state = SigningState {
+                task_id: task_id.clone(),
+                purpose: SigningPurpose::Bootstrap {
+                    settings: bootstrap.settings,
+                },
+                root,
+            };
+            let task = NewTask {
+                id: task_id.clone(),
+                kind: TaskKind::Bootstrap.as_str(),
+                message: "Bootstrap accepted; root waits for more signatures.".into(),
+                details: json!({"bootstrap": format!("signing-{task_id}")}),
+                done: false,
+            };
+            self.start_signing(state, &task, true).await?;
+            return Ok(task_id);
+        }
         let root_value: Value = serde_json::from_slice(&bootstrap.root.to_bytes()?)
             .map_err(|e| Error::Corrupt(e.to_string()))?;
         let settings_value =
@@ -260,7 +281,29 @@ impl Repository {
         if update.online_keyid != settings.online_keyid {
             self.require_online_key(&update.online_keyid)?;
         }
+        if self.signing_state().await?.is_some() {
+            return Err(Error::invalid(
+                "metadata.root",
+                "another root is waiting for signatures",
+            ));
+        }
         let task_id = new_task_id();
+        if !update.fully_signed {
+            let task = NewTask {
+                id: task_id.clone(),
+                kind: TaskKind::MetadataUpdate.as_str(),
+                message: format!("Root version {} waits for more signatures.", update.version),
+                details: json!({"role": "root", "version": update.version}),
+                done: false,
+            };
+            let state = SigningState {
+                task_id: task_id.clone(),
+                purpose: SigningPurpose::Update,
+                root: value.clone(),
+            };
+            self.start_signing(state, &task, false).await?;
+            return Ok(task_id);
+        }
         let pending = PendingRoot {
             task_id: task_id.clone(),
             root: value.clone(),
@@ -644,6 +687,10 @@ impl Repository {
         let Some(state) = state else {
             return Ok(false);
         };
+        if matches!(state, BootstrapState::Signing { .. }) {
+            // Root waits for signatures; nothing to publish yet.
+            return Ok(false);
+        }
         if publisher.is_none() {
             let settings = self.settings().await?;
             let signer = self

@@ -45,6 +45,8 @@ impl Expiration {
 pub enum BootstrapState {
     /// Accepted; the publisher has not written the first metadata yet.
     Pending { task_id: String },
+    /// Root waits for more signatures (distributed asynchronous signing).
+    Signing { task_id: String },
     /// The repository is live.
     Done { task_id: String },
 }
@@ -52,7 +54,9 @@ pub enum BootstrapState {
 impl BootstrapState {
     pub fn task_id(&self) -> &str {
         match self {
-            BootstrapState::Pending { task_id } | BootstrapState::Done { task_id } => task_id,
+            BootstrapState::Pending { task_id }
+            | BootstrapState::Signing { task_id }
+            | BootstrapState::Done { task_id } => task_id,
         }
     }
 
@@ -64,6 +68,7 @@ impl BootstrapState {
     pub fn rstuf_value(&self) -> String {
         match self {
             BootstrapState::Pending { task_id } => format!("pre-{task_id}"),
+            BootstrapState::Signing { task_id } => format!("signing-{task_id}"),
             BootstrapState::Done { task_id } => task_id.clone(),
         }
     }

@@ -144,6 +144,33 @@ impl Store {
         Ok(())
     }
 
+    /// Stores settings, deletes one and records a task, atomically: the end
+    /// of distributed signing.
+    pub async fn finish_signing(
+        &self,
+        settings: &[(&str, Value)],
+        delete: &str,
+        task: &NewTask,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (key, value) in settings {
+            sqlx::query(
+                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(*key)
+            .bind(value.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM settings WHERE key = ?")
+            .bind(delete)
+            .execute(&mut *tx)
+            .await?;
+        insert_task(&mut tx, task, None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Stores several settings and a task in one transaction.
     pub async fn set_settings_with_task(
         &self,

@@ -51,6 +51,8 @@ pub enum TaskKind {
     PublishArtifacts,
     ForceOnlineUpdate,
     MetadataUpdate,
+    SignMetadata,
+    DeleteSignMetadata,
 }
 
 impl TaskKind {
@@ -62,6 +64,8 @@ impl TaskKind {
             TaskKind::PublishArtifacts => "publish_artifacts",
             TaskKind::ForceOnlineUpdate => "force_online_metadata_update",
             TaskKind::MetadataUpdate => "metadata_update",
+            TaskKind::SignMetadata => "sign_metadata",
+            TaskKind::DeleteSignMetadata => "delete_sign_metadata",
         }
     }
 }

@@ -25,6 +25,8 @@ pub fn routes() -> Router<Repository> {
         ("/api/v1/task", "task"),
         ("/api/v1/metadata", "metadata"),
         ("/api/v1/metadata/online", "online"),
+        ("/api/v1/metadata/sign", "sign"),
+        ("/api/v1/metadata/sign/delete", "sign_delete"),
         ("/api/v1/tasks", "tasks"),
     ] {
         for p in [path.to_string(), format!("{path}/")] {
@@ -37,6 +39,8 @@ pub fn routes() -> Router<Repository> {
                 "task" => router.route(&p, get(get_task)),
                 "metadata" => router.route(&p, post(post_metadata)),
                 "online" => router.route(&p, post(post_metadata_online)),
+                "sign" => router.route(&p, get(get_metadata_sign).post(post_metadata_sign)),
+                "sign_delete" => router.route(&p, post(post_metadata_sign_delete)),
                 _ => router.route(&p, get(get_tasks)),
             };
         }
@@ -145,6 +149,42 @@ async fn post_metadata_online(
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"data": {"task_id": task_id, "last_update": tufa_metadata::UtcTime::now().to_string()}, "message": "Force new online metadata update accepted."})),
+    )
+        .into_response())
+}
+
+async fn get_metadata_sign(State(repo): State<Repository>) -> Result<Response, ApiError> {
+    let metadata = repo.metadata_to_sign().await?;
+    Ok(
+        Json(
+            json!({"data": {"metadata": metadata}, "message": "Metadata role(s) pending signing"}),
+        )
+        .into_response(),
+    )
+}
+
+async fn post_metadata_sign(
+    State(repo): State<Repository>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let payload = parse_body(&body)?;
+    let task_id = repo.add_signature(&payload).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"data": {"task_id": task_id, "last_update": tufa_metadata::UtcTime::now().to_string()}, "message": "Metadata sign accepted."})),
+    )
+        .into_response())
+}
+
+async fn post_metadata_sign_delete(
+    State(repo): State<Repository>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let payload = parse_body(&body)?;
+    let task_id = repo.abort_signing(&payload).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"data": {"task_id": task_id, "last_update": tufa_metadata::UtcTime::now().to_string()}, "message": "Metadata sign delete accepted."})),
     )
         .into_response())
 }
