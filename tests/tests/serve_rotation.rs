@@ -105,7 +105,7 @@ fn root_and_online_key_rotation_followed_by_ngclient() {
             .public_key()
             .keyid()
     };
-    // Too few signatures: refused, nothing changes.
+    // Signed by no root key at all: refused, nothing changes.
     let refused = tufa(
         w,
         &[
@@ -114,40 +114,57 @@ fn root_and_online_key_rotation_followed_by_ngclient() {
             &api,
             "update-root",
             "--root-key",
-            "ceremony-keys/root-2.pem",
-            "--add-root-key",
-            "root-3.pub",
-            "--remove-root-key",
-            &old_keyid,
-            "--root-key",
-            "root-3.pem",
+            "ceremony-keys/online.pem",
         ],
     );
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        err.contains("HTTP 422") && err.contains("not signed by the trusted root version 1"),
+        err.contains("HTTP 422")
+            && err.contains("no valid signature by a key of the trusted root version 1"),
         "{err}"
     );
+    // Signed by the new threshold (root-2, root-3) but only one old key: it
+    // waits until root-1's holder adds a signature.
+    let (_, err) = {
+        let out = tufa(
+            w,
+            &[
+                "admin",
+                "--api",
+                &api,
+                "update-root",
+                "--root-key",
+                "ceremony-keys/root-2.pem",
+                "--add-root-key",
+                "root-3.pub",
+                "--remove-root-key",
+                &old_keyid,
+                "--root-key",
+                "root-3.pem",
+            ],
+        );
+        let text = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(out.status.success(), "{text:?}");
+        text
+    };
+    assert!(err.contains("waits for more signatures"), "{err}");
+    assert!(!metadata.join("2.root.json").exists());
     ok(tufa(
         w,
         &[
             "admin",
             "--api",
             &api,
-            "update-root",
+            "sign",
             "--root-key",
             "ceremony-keys/root-1.pem",
-            "--root-key",
-            "ceremony-keys/root-2.pem",
-            "--add-root-key",
-            "root-3.pub",
-            "--remove-root-key",
-            &old_keyid,
-            "--root-key",
-            "root-3.pem",
         ],
     ));
+    server.wait_for_file("2.root.json", std::time::Duration::from_secs(60));
     let s = follow(&server, &root1, &client, Some("after-root-rotation"));
     assert_eq!(s["root"], 2, "{s}");
     verify(&metadata);
