@@ -337,13 +337,13 @@ api = [r["artifacts_per_s"] for r in load("api-*.json")]
 imp = load("import-*.json")
 sus = load("sustained.json")
 py = load("py-*.json")
-lines = ["| work | tufa (median) | runs | python-tuf | tufa / python-tuf |", "|---|---:|---|---:|---:|"]
+lines = ["| work | tufa (median) | runs | python-tuf | tufa speed / python-tuf speed |", "|---|---:|---|---:|---:|"]
 def fmt(x, d=1):
     return f"{x:,.{d}f}"
 py_boot = [r["bootstrap_s"] for r in py]
 py_rate = [r["targets_per_s"] for r in py]
 if boot:
-    ratio = f"{med(py_boot) / med(boot):.1f}x faster" if py else ""
+    ratio = f"{med(py_boot) / med(boot):.1f}x" if py else ""
     lines.append(f"| bootstrap of 16384 bins (s) | {fmt(med(boot), 2)} | {', '.join(fmt(b, 2) for b in boot)} | "
                  f"{' / '.join(fmt(b, 2) for b in py_boot)} | {ratio} |")
 if api:
