@@ -562,7 +562,13 @@ mod tests {
             "INSERT OR IGNORE INTO artifacts (path, bin, info, change_seq, staged) VALUES (?,?,?,7,0),(?,?,?,7,0)"
         );
         let update = update_sql(2, 7);
-        assert!(update.contains("FROM (VALUES (?,?,?),(?,?,?)) AS v"), "{update}");
-        assert!(update.ends_with("AND artifacts.change_seq <> 7"), "{update}");
+        assert!(
+            update.contains("FROM (VALUES (?,?,?),(?,?,?)) AS v"),
+            "{update}"
+        );
+        assert!(
+            update.ends_with("AND artifacts.change_seq <> 7"),
+            "{update}"
+        );
     }
 }
