@@ -50,6 +50,13 @@ def main():
         ("task without id", "GET", "/api/v1/task/", None, 422, "task_id"),
         ("unknown task", "GET", "/api/v1/task/?task_id=nope", None, 404, "no task with id"),
         ("metadata traversal", "GET", "/metadata/..%2Ftufa.db", None, 404, "no metadata file"),
+        ("config unknown role", "PUT", "/api/v1/config/", b'{"settings": {"expiration": {"nope": 3}}}', 422, "settings.expiration.nope"),
+        ("config zero days", "PUT", "/api/v1/config/", b'{"settings": {"expiration": {"bins": 0}}}', 422, "settings.expiration.bins"),
+        ("custom delegations", "POST", "/api/v1/delegations/", b'{"delegations": {}}', 422, "custom delegations are not supported"),
+        ("root update, no root", "POST", "/api/v1/metadata/", b'{"metadata": {}}', 422, "metadata.root: is required"),
+        ("root update, garbage", "POST", "/api/v1/metadata/", b'{"metadata": {"root": {"signed": 1}}}', 422, "metadata.root"),
+        ("sign, nothing pending", "POST", "/api/v1/metadata/sign", b'{"role": "root", "signature": {"keyid": "00", "sig": "00"}}', 422, "no root is waiting for signatures"),
+        ("resign unknown role", "POST", "/api/v1/metadata/online", b'{"roles": ["root"]}', 422, "not an online role"),
     ]
     # One good artifact and one bad in the same request: all refused.
     mixed = json.dumps({"artifacts": [
@@ -74,6 +81,13 @@ def main():
         failures.append("a refused request created a task")
     if call("GET", f"{base}/metadata/timestamp.json")[1] != ts_before:
         failures.append("a refused request changed the published metadata")
+    # A good settings change is accepted (after the unchanged-state checks).
+    status, raw = call("PUT", f"{base}/api/v1/config/", b'{"settings": {"expiration": {"bins": 30}}}')
+    if status != 202:
+        failures.append(f"good config change: {status} {raw[:200]!r}")
+    status, raw = call("GET", f"{base}/api/v1/config/")
+    if json.loads(raw)["data"].get("bins_expiration") != 30:
+        failures.append(f"config change not visible: {raw[:300]!r}")
     if failures:
         sys.exit("\n".join(failures))
     print(json.dumps({"cases": len(cases)}))

@@ -606,6 +606,64 @@ impl Repository {
         self.inner.store.tasks(limit, state).await
     }
 
+    /// Accepts `PUT /api/v1/config/`: `{settings: {expiration: {ROLE: DAYS}}}`
+    /// changes role lifetimes from the next signing of each role on.
+    pub async fn update_config(&self, payload: &Value) -> Result<String> {
+        let mut settings = self.require_bootstrapped().await?;
+        let expiration = payload
+            .get("settings")
+            .and_then(|s| s.get("expiration"))
+            .and_then(Value::as_object)
+            .ok_or_else(|| {
+                Error::invalid("settings.expiration", "is required and must be an object")
+            })?;
+        if expiration.is_empty() {
+            return Err(Error::invalid(
+                "settings.expiration",
+                "must name at least one role",
+            ));
+        }
+        let mut changed = serde_json::Map::new();
+        for (role, days) in expiration {
+            let field = format!("settings.expiration.{role}");
+            let days = days
+                .as_u64()
+                .filter(|d| (1..=3650).contains(d))
+                .ok_or_else(|| {
+                    Error::invalid(
+                        &field,
+                        format!("must be a number of days from 1 to 3650, got {days}"),
+                    )
+                })? as u32;
+            let e = &mut settings.expiration;
+            match role.as_str() {
+                "root" => e.root = days,
+                "targets" => e.targets = days,
+                "snapshot" => e.snapshot = days,
+                "timestamp" => e.timestamp = days,
+                "bins" => e.bins = days,
+                _ => return Err(Error::invalid(&field, "is not a role of this repository")),
+            }
+            changed.insert(role.clone(), json!(days));
+        }
+        let task_id = new_task_id();
+        let task = NewTask {
+            id: task_id.clone(),
+            kind: TaskKind::UpdateSettings.as_str(),
+            message: "Settings updated.".into(),
+            details: json!({"expiration": changed}),
+            done: true,
+        };
+        let value = serde_json::to_value(&settings).map_err(|e| Error::Corrupt(e.to_string()))?;
+        self.inner
+            .store
+            .set_settings_with_task(&[(SETTINGS_KEY, value)], &task)
+            .await?;
+        *self.inner.settings.lock().await = Some(settings);
+        self.inner.wake.notify_one();
+        Ok(task_id)
+    }
+
     /// Settings as RSTUF's `GET /api/v1/config/` lists them.
     pub async fn config(&self) -> Result<Value> {
         let state = self.bootstrap_state().await?;
@@ -740,6 +798,8 @@ impl Repository {
         let Some(p) = publisher.as_mut() else {
             return Ok(false);
         };
+        // Expiry settings may change at run time (PUT /api/v1/config/).
+        p.set_settings(self.settings().await?);
         if let Some(pending) = self
             .inner
             .store

@@ -53,6 +53,7 @@ pub enum TaskKind {
     MetadataUpdate,
     SignMetadata,
     DeleteSignMetadata,
+    UpdateSettings,
 }
 
 impl TaskKind {
@@ -66,6 +67,7 @@ impl TaskKind {
             TaskKind::MetadataUpdate => "metadata_update",
             TaskKind::SignMetadata => "sign_metadata",
             TaskKind::DeleteSignMetadata => "delete_sign_metadata",
+            TaskKind::UpdateSettings => "update_settings",
         }
     }
 }

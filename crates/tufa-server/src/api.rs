@@ -26,13 +26,15 @@ pub fn routes() -> Router<Repository> {
         ("/api/v1/metadata", "metadata"),
         ("/api/v1/metadata/online", "online"),
         ("/api/v1/metadata/sign", "sign"),
+        ("/api/v1/delegations", "delegations"),
+        ("/api/v1/delegations/delete", "delegations"),
         ("/api/v1/metadata/sign/delete", "sign_delete"),
         ("/api/v1/tasks", "tasks"),
     ] {
         for p in [path.to_string(), format!("{path}/")] {
             router = match method {
                 "bootstrap" => router.route(&p, get(get_bootstrap).post(post_bootstrap)),
-                "config" => router.route(&p, get(get_config)),
+                "config" => router.route(&p, get(get_config).put(put_config)),
                 "artifacts" => router.route(&p, post(post_artifacts)),
                 "delete" => router.route(&p, post(post_artifacts_delete)),
                 "publish" => router.route(&p, post(post_artifacts_publish)),
@@ -41,6 +43,10 @@ pub fn routes() -> Router<Repository> {
                 "online" => router.route(&p, post(post_metadata_online)),
                 "sign" => router.route(&p, get(get_metadata_sign).post(post_metadata_sign)),
                 "sign_delete" => router.route(&p, post(post_metadata_sign_delete)),
+                "delegations" => router.route(
+                    &p,
+                    post(delegations_unsupported).put(delegations_unsupported),
+                ),
                 _ => router.route(&p, get(get_tasks)),
             };
         }
@@ -151,6 +157,26 @@ async fn post_metadata_online(
         Json(json!({"data": {"task_id": task_id, "last_update": tufa_metadata::UtcTime::now().to_string()}, "message": "Force new online metadata update accepted."})),
     )
         .into_response())
+}
+
+async fn put_config(State(repo): State<Repository>, body: Bytes) -> Result<Response, ApiError> {
+    let payload = parse_body(&body)?;
+    let task_id = repo.update_config(&payload).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"data": {"task_id": task_id, "last_update": tufa_metadata::UtcTime::now().to_string()}, "message": "Settings successfully submitted."})),
+    )
+        .into_response())
+}
+
+/// Custom delegations are RSTUF's alternative to hash bins; tufa's layouts
+/// are bins (PEP 458) and, next, PEP 480's claimed/unclaimed roles.
+async fn delegations_unsupported() -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Task not accepted.",
+        "delegations: custom delegations are not supported; this repository delegates to succinct hash bins",
+    )
 }
 
 async fn get_metadata_sign(State(repo): State<Repository>) -> Result<Response, ApiError> {
