@@ -3,9 +3,12 @@
 
 mod admin;
 mod ceremony;
+mod download;
 mod gc;
 mod import;
 mod keygen;
+mod pip;
+mod proxy;
 mod serve;
 mod verify;
 
@@ -43,6 +46,15 @@ enum Command {
     /// Delete published metadata versions that the live timestamp can no
     /// longer reach, once superseded for longer than a grace period.
     Gc(gc::GcArgs),
+    /// Download targets verified through TUF (length and every signed hash).
+    Download(download::DownloadArgs),
+    /// A local package index for pip and uv that serves only pages and files
+    /// it verified through TUF.
+    Proxy(proxy::ProxyArgs),
+    /// Run pip against a TUF-verifying proxy on a free port.
+    Pip(pip::PipArgs),
+    /// Run uv (`tufa uv pip install ...`) against a TUF-verifying proxy on a free port.
+    Uv(pip::UvArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +75,10 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Import(args) => runtime().and_then(|rt| rt.block_on(import::run(args))),
         Command::Gc(args) => gc::run(args),
+        Command::Download(args) => download::run(args),
+        Command::Proxy(args) => runtime().and_then(|rt| rt.block_on(proxy::run(args))),
+        Command::Pip(args) => runtime().and_then(|rt| rt.block_on(pip::run_pip(args))),
+        Command::Uv(args) => runtime().and_then(|rt| rt.block_on(pip::run_uv(args))),
     };
     match result {
         Ok(code) => code,

@@ -4,11 +4,15 @@
 //!   repository over HTTP, as python-tuf's ngclient does it.
 //! - [`audit`]: the offline check of a whole published repository that a
 //!   mirror operator or auditor runs (`tufa verify`).
+//! - [`pypi`]: which TUF target signs which page or file of a Python index.
+//! - [`proxy`]: a local index for pip and uv that serves only what the
+//!   updater verified.
 //!
-//! Both build on the verification core in `tufa-metadata`; the proxy for pip
-//! and uv will build on the updater.
+//! All build on the verification core in `tufa-metadata`.
 
 pub mod audit;
 pub mod limits;
+pub mod proxy;
+pub mod pypi;
 pub mod role_name;
 pub mod updater;
