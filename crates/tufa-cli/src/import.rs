@@ -3,12 +3,13 @@
 //!
 //! Works on a bootstrapped data directory whether or not `tufa serve` runs
 //! on it: the rows are committed in one transaction (SQLite in WAL mode lets
-//! both processes in), then, if a `tufa serve` has the database open, its
-//! publisher publishes the batch and this command waits for the task;
-//! otherwise this command runs the publisher itself for that one batch.
+//! both processes in), then, if a `tufa serve` holds the data directory's
+//! publisher lock, its publisher publishes the batch and this command waits
+//! for the task; otherwise this command takes the lock and runs the
+//! publisher itself for that one batch.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -39,66 +40,6 @@ pub struct ImportArgs {
     /// directory publishes it.
     #[arg(long)]
     no_publish: bool,
-}
-
-/// A process other than this one with `path` open (Linux: from /proc).
-#[derive(Debug, Clone)]
-pub struct Holder {
-    pub pid: u32,
-    pub cmdline: Vec<String>,
-}
-
-impl Holder {
-    /// `tufa serve` (or anything run with a `serve` argument).
-    fn is_server(&self) -> bool {
-        self.cmdline.iter().skip(1).any(|a| a == "serve")
-    }
-}
-
-/// Processes other than this one that have `path` open.
-pub fn processes_with_open(path: &Path) -> Vec<Holder> {
-    let Ok(target) = path.canonicalize() else {
-        return Vec::new();
-    };
-    let me = std::process::id();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
-            continue;
-        };
-        let open = fds
-            .flatten()
-            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l == target));
-        if open {
-            let cmdline = std::fs::read(entry.path().join("cmdline"))
-                .map(|b| {
-                    b.split(|&c| c == 0)
-                        .filter(|s| !s.is_empty())
-                        .map(|s| String::from_utf8_lossy(s).into_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push(Holder { pid, cmdline });
-        }
-    }
-    out
-}
-
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 fn bar(len: u64, template: &str) -> ProgressBar {
@@ -190,7 +131,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let publish_started = Instant::now();
-    publish(&repo, &db, &task_id).await?;
+    publish(&repo, &task_id).await?;
     println!(
         "published (task {task_id}) in {:.1} s; total {:.1} s",
         publish_started.elapsed().as_secs_f64(),
@@ -200,37 +141,34 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Gets the import published: by a running `tufa serve` if there is one
-/// (waiting for its task), else by running the publisher here.
-async fn publish(repo: &Repository, db: &Path, task_id: &str) -> anyhow::Result<()> {
+/// (it holds the publisher lock; wait for its task), else by running the
+/// publisher here under the same lock.
+async fn publish(repo: &Repository, task_id: &str) -> anyhow::Result<()> {
     let spinner = bar(0, "{spinner} [{elapsed_precise}] {msg}");
     spinner.enable_steady_tick(Duration::from_millis(200));
+    let mut told = false;
     loop {
-        let server = processes_with_open(db).into_iter().find(Holder::is_server);
-        match server {
-            Some(server) => {
-                spinner.set_message(format!(
-                    "waiting for tufa serve (pid {}) to publish task {task_id}",
-                    server.pid
-                ));
-                eprintln!(
-                    "tufa serve (pid {}) runs on this data directory: its publisher publishes the import",
-                    server.pid
-                );
-                while alive(server.pid) {
-                    let task = repo.task(task_id).await?;
-                    match task.map(|t| t.state) {
-                        Some(TaskState::Success) => {
-                            spinner.finish_and_clear();
-                            return Ok(());
-                        }
-                        Some(TaskState::Pending | TaskState::Started | TaskState::Running) => {}
-                        other => bail!("task {task_id} ended {other:?}"),
-                    }
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-                eprintln!("tufa serve (pid {}) exited before publishing", server.pid);
-            }
+        match repo.try_lock_publisher()? {
             None => {
+                if !told {
+                    eprintln!(
+                        "a tufa serve publishes this data directory: it publishes the import"
+                    );
+                    spinner
+                        .set_message(format!("waiting for tufa serve to publish task {task_id}"));
+                    told = true;
+                }
+                match repo.task(task_id).await?.map(|t| t.state) {
+                    Some(TaskState::Success) => {
+                        spinner.finish_and_clear();
+                        return Ok(());
+                    }
+                    Some(TaskState::Pending | TaskState::Started | TaskState::Running) => {}
+                    other => bail!("task {task_id} ended {other:?}"),
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Some(_lock) => {
                 if repo.task(task_id).await?.map(|t| t.state) == Some(TaskState::Success) {
                     spinner.finish_and_clear();
                     return Ok(());

@@ -25,6 +25,10 @@ use crate::settings::RepositorySettings;
 use crate::storage::DirectoryStorage;
 use crate::store::{RoleVersion, Store};
 
+/// Bins built, signed and written at a time: bounds memory during a
+/// publication of every bin of a large repository.
+const PUBLISH_CHUNK_BINS: usize = 1024;
+
 /// The prefix of bin role names, as RSTUF and PEP 458 name them.
 pub const BINS_PREFIX: &str = "bins";
 
@@ -310,20 +314,28 @@ impl Publisher {
     ) -> Result<Publication> {
         let started = Instant::now();
         let bin_list: Vec<u32> = bins.iter().copied().collect();
-        let contents = self.store.bin_contents(&bin_list, max_seq).await?;
         let bins_expires = now.plus_seconds(self.settings.expiration.seconds("bins"));
 
-        let mut roles: Vec<(String, Targets)> = Vec::with_capacity(bin_list.len() + 1);
-        for (bin, entries) in contents {
-            let name = self.succinct.bin_name(u64::from(bin));
-            let mut targets = Targets::new(bins_expires);
-            targets.version = self.next_version(&name);
-            for (path, info) in entries {
-                let file: TargetFile = serde_json::from_str(&info)
-                    .map_err(|e| Error::Corrupt(format!("stored info of {path}: {e}")))?;
-                targets.targets.insert(path, file);
+        // Bins are built, signed and written a chunk at a time, so memory
+        // stays bounded however many targets the repository holds; all the
+        // files are made durable together before the snapshot names them.
+        let mut written: Vec<(String, RoleVersion, String)> =
+            Vec::with_capacity(bin_list.len() + 1);
+        for chunk in bin_list.chunks(PUBLISH_CHUNK_BINS) {
+            let contents = self.store.bin_contents(chunk, max_seq).await?;
+            let mut roles: Vec<(String, Targets)> = Vec::with_capacity(chunk.len());
+            for (bin, entries) in contents {
+                let name = self.succinct.bin_name(u64::from(bin));
+                let mut targets = Targets::new(bins_expires);
+                targets.version = self.next_version(&name);
+                for (path, info) in entries {
+                    let file: TargetFile = serde_json::from_str(&info)
+                        .map_err(|e| Error::Corrupt(format!("stored info of {path}: {e}")))?;
+                    targets.targets.insert(path, file);
+                }
+                roles.push((name, targets));
             }
-            roles.push((name, targets));
+            written.extend(self.sign_and_write(roles).await?);
         }
         if with_targets {
             let mut targets =
@@ -335,36 +347,16 @@ impl Publisher {
                 succinct_roles: Some(self.succinct.clone()),
                 unrecognized: Map::new(),
             });
-            roles.push(("targets".into(), targets));
+            written.extend(
+                self.sign_and_write(vec![("targets".into(), targets)])
+                    .await?,
+            );
         }
-
-        // Sign and write in parallel, then make all of it durable at once.
         let storage = self.storage.clone();
-        let signers = self.signers.clone();
-        let written =
-            tokio::task::spawn_blocking(move || -> Result<Vec<(String, RoleVersion, String)>> {
-                let written: Vec<(String, RoleVersion, String)> = roles
-                    .into_par_iter()
-                    .map(|(name, targets)| {
-                        let version = RoleVersion {
-                            version: targets.version,
-                            expires: targets.expires.unix(),
-                        };
-                        let mut md = Metadata::new(targets);
-                        for signer in &signers {
-                            md.sign(signer.as_ref())?;
-                        }
-                        let file = format!("{}.{name}.json", version.version);
-                        storage.write(&file, &md.to_bytes()?)?;
-                        Ok((name, version, file))
-                    })
-                    .collect::<Result<_>>()?;
-                let files: Vec<String> = written.iter().map(|(_, _, f)| f.clone()).collect();
-                storage.sync_files(&files)?;
-                Ok(written)
-            })
+        let files: Vec<String> = written.iter().map(|(_, _, f)| f.clone()).collect();
+        tokio::task::spawn_blocking(move || storage.sync_files(&files))
             .await
-            .map_err(|e| Error::Corrupt(format!("signing task failed: {e}")))??;
+            .map_err(|e| Error::Corrupt(format!("sync task failed: {e}")))??;
         let bins_signed = written.iter().filter(|(n, _, _)| n != "targets").count();
         for (name, version, _) in written {
             self.touched.insert(name.clone());
@@ -428,6 +420,35 @@ impl Publisher {
             tasks_completed: 0,
             millis: started.elapsed().as_millis(),
         })
+    }
+
+    /// Signs targets roles in parallel and writes them (not yet durable).
+    async fn sign_and_write(
+        &self,
+        roles: Vec<(String, Targets)>,
+    ) -> Result<Vec<(String, RoleVersion, String)>> {
+        let storage = self.storage.clone();
+        let signers = self.signers.clone();
+        tokio::task::spawn_blocking(move || -> Result<Vec<(String, RoleVersion, String)>> {
+            roles
+                .into_par_iter()
+                .map(|(name, targets)| {
+                    let version = RoleVersion {
+                        version: targets.version,
+                        expires: targets.expires.unix(),
+                    };
+                    let mut md = Metadata::new(targets);
+                    for signer in &signers {
+                        md.sign(signer.as_ref())?;
+                    }
+                    let file = format!("{}.{name}.json", version.version);
+                    storage.write(&file, &md.to_bytes()?)?;
+                    Ok((name, version, file))
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| Error::Corrupt(format!("signing task failed: {e}")))?
     }
 
     fn next_version(&self, role: &str) -> u64 {

@@ -53,6 +53,12 @@ pub struct Accepted {
     pub last_update: UtcTime,
 }
 
+/// Proof of being this data directory's one publisher; released on drop.
+#[derive(Debug)]
+pub struct PublisherLock {
+    _file: std::fs::File,
+}
+
 /// A handle on the repository service; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Repository {
@@ -63,6 +69,7 @@ pub struct Repository {
 struct Inner {
     store: Store,
     storage: DirectoryStorage,
+    data_dir: PathBuf,
     online_key: OnlineKeySource,
     clock: Clock,
     wake: Notify,
@@ -92,6 +99,7 @@ impl Repository {
                 store,
                 storage,
                 online_key: config.online_key,
+                data_dir: config.data_dir.clone(),
                 clock,
                 wake: Notify::new(),
                 bootstrap_lock: Mutex::new(()),
@@ -707,6 +715,24 @@ impl Repository {
         )
     }
 
+    /// Takes `DATA_DIR/publisher.lock` (an OS file lock, released when the
+    /// process dies) if no other process holds it: whoever holds it is the
+    /// one publisher of this data directory.
+    pub fn try_lock_publisher(&self) -> Result<Option<PublisherLock>> {
+        let path = self.inner.data_dir.join("publisher.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::storage(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(PublisherLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::storage(&path, e)),
+        }
+    }
+
     /// Wakes the publisher (after a change made outside the API, e.g. an import).
     pub fn wake_publisher(&self) {
         self.inner.wake.notify_one();
@@ -717,6 +743,20 @@ impl Repository {
     /// Errors are logged and retried after a pause, with versions reconciled
     /// against storage again.
     pub async fn run_publisher(self) {
+        // One publisher per data directory: hold the lock for good.
+        let _lock = loop {
+            match self.try_lock_publisher() {
+                Ok(Some(lock)) => break lock,
+                Ok(None) => {
+                    tracing::warn!("another process holds the publisher lock; waiting for it");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot take the publisher lock; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
         let mut publisher: Option<Publisher> = None;
         loop {
             let worked = match self.publisher_step(&mut publisher).await {

@@ -14,6 +14,9 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
+/// Above this many files, one `syncfs` replaces per-file fsyncs.
+const SYNCFS_THRESHOLD: usize = 64;
+
 /// A metadata directory.
 #[derive(Debug, Clone)]
 pub struct DirectoryStorage {
@@ -69,6 +72,13 @@ impl DirectoryStorage {
     /// Makes files written with [`DirectoryStorage::write`] durable, in parallel,
     /// then the directory entries that name them.
     pub fn sync_files(&self, names: &[String]) -> Result<()> {
+        if names.len() > SYNCFS_THRESHOLD {
+            // One syncfs costs about what a handful of fsyncs do (DESIGN.md:
+            // 8 ms against 136 us a file), so for a large publication it
+            // is far cheaper than syncing 16,384 files one by one.
+            let dir = File::open(&self.dir).map_err(|e| Error::storage(&self.dir, e))?;
+            return rustix::fs::syncfs(&dir).map_err(|e| Error::storage(&self.dir, e.into()));
+        }
         names.par_iter().try_for_each(|name| {
             let path = self.dir.join(name);
             File::open(&path)

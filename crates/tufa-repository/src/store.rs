@@ -206,19 +206,24 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get("last")?;
-        for change in changes {
-            sqlx::query(
-                "INSERT INTO artifacts (path, bin, info, change_seq, staged) VALUES (?, ?, ?, ?, ?)
+        // Multi-row statements: one round trip per 400 changes, not per change.
+        for chunk in changes.chunks(400) {
+            let rows = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let sql = format!(
+                "INSERT INTO artifacts (path, bin, info, change_seq, staged) VALUES {rows}
                  ON CONFLICT (path) DO UPDATE SET info = excluded.info, change_seq = excluded.change_seq,
-                     staged = excluded.staged",
-            )
-            .bind(&change.path)
-            .bind(i64::from(change.bin))
-            .bind(&change.info)
-            .bind(seq)
-            .bind(staged)
-            .execute(&mut *tx)
-            .await?;
+                     staged = excluded.staged"
+            );
+            let mut query = sqlx::query(&sql);
+            for change in chunk {
+                query = query
+                    .bind(&change.path)
+                    .bind(i64::from(change.bin))
+                    .bind(&change.info)
+                    .bind(seq)
+                    .bind(staged);
+            }
+            query.execute(&mut *tx).await?;
         }
         insert_task(&mut tx, task, Some(seq)).await?;
         tx.commit().await?;
