@@ -14,8 +14,10 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 
-/// Above this many files, one `syncfs` replaces per-file fsyncs.
-const SYNCFS_THRESHOLD: usize = 64;
+/// Above this many files (a bootstrap, or re-signing every bin), one
+/// `syncfs` replaces per-file fsyncs. Ordinary publications keep per-file
+/// fsyncs: syncfs also waits for unrelated writes on the same filesystem.
+const SYNCFS_THRESHOLD: usize = 2048;
 
 /// A metadata directory.
 #[derive(Debug, Clone)]
