@@ -20,6 +20,12 @@ impl Server {
     /// Starts `tufa serve --data-dir DIR --listen 127.0.0.1:0 ARGS...` and waits
     /// until it listens (and, with `--dev`, until bootstrap has published).
     pub fn start(data_dir: &Path, args: &[&str]) -> Server {
+        Server::start_capturing(data_dir, args).0
+    }
+
+    /// As [`Server::start`], also returning what the server printed before
+    /// it listened (with `--dev` on an empty directory: the upload token).
+    pub fn start_capturing(data_dir: &Path, args: &[&str]) -> (Server, Vec<String>) {
         let mut child = Command::new(tufa_bin())
             .arg("serve")
             .arg("--data-dir")
@@ -55,7 +61,15 @@ impl Server {
         if args.contains(&"--dev") {
             server.wait_for_file("timestamp.json", Duration::from_secs(120));
         }
-        server
+        (server, seen)
+    }
+
+    /// The dev upload token `tufa serve --dev` printed, if any.
+    pub fn dev_token(printed: &[String]) -> Option<String> {
+        printed.iter().find_map(|l| {
+            l.split_once("upload token for user dev (shown once): ")
+                .map(|(_, t)| t.trim().to_string())
+        })
     }
 
     /// The published metadata directory.

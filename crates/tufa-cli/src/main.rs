@@ -10,6 +10,7 @@ mod keygen;
 mod pip;
 mod proxy;
 mod serve;
+mod user;
 mod verify;
 
 use std::process::ExitCode;
@@ -46,6 +47,10 @@ enum Command {
     /// Delete published metadata versions that the live timestamp can no
     /// longer reach, once superseded for longer than a grace period.
     Gc(gc::GcArgs),
+    /// Upload users of the bundled index and their API tokens.
+    User(user::UserArgs),
+    /// Yank, un-yank or delete files and projects of the bundled index.
+    Index(user::IndexArgs),
     /// Download targets verified through TUF (length and every signed hash).
     Download(download::DownloadArgs),
     /// A local package index for pip and uv that serves only pages and files
@@ -75,6 +80,8 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Import(args) => runtime().and_then(|rt| rt.block_on(import::run(args))),
         Command::Gc(args) => gc::run(args),
+        Command::User(args) => runtime().and_then(|rt| rt.block_on(user::run_user(args))),
+        Command::Index(args) => runtime().and_then(|rt| rt.block_on(user::run_index(args))),
         Command::Download(args) => download::run(args),
         Command::Proxy(args) => runtime().and_then(|rt| rt.block_on(proxy::run(args))),
         Command::Pip(args) => runtime().and_then(|rt| rt.block_on(pip::run_pip(args))),

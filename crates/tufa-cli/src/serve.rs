@@ -29,6 +29,9 @@ pub struct ServeArgs {
     /// Number of hash bins for --dev.
     #[arg(long, default_value_t = tufa_repository::dev::DEV_BINS)]
     dev_bins: u32,
+    /// The largest file the bundled index accepts from `twine upload`, in bytes.
+    #[arg(long, default_value_t = tufa_repository::index::DEFAULT_MAX_UPLOAD_SIZE, env = "TUFA_MAX_UPLOAD_SIZE")]
+    max_upload_size: u64,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -41,7 +44,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("opening {}", args.data_dir.display()))?;
 
+    let index = tufa_repository::index::Index::open(&args.data_dir).await?;
+    index.set_max_upload_size(args.max_upload_size).await?;
+    let mut dev_token = None;
     if args.dev && repo.bootstrap_state().await?.is_none() {
+        if index.users().await?.is_empty() {
+            dev_token = Some(index.add_user("dev").await?);
+        }
         let keys = args.data_dir.join("keys");
         eprintln!(
             "WARNING: --dev: generating root and online keys in {} (mode 0600).",
@@ -63,6 +72,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let publisher = tokio::spawn(repo.clone().run_publisher());
+    if let Some(token) = dev_token {
+        eprintln!(
+            "  index:     http://{addr}/simple/ (pip install --index-url http://{addr}/simple/ ...)"
+        );
+        eprintln!("  upload token for user dev (shown once): {token}");
+        eprintln!(
+            "  upload:    twine upload --repository-url http://{addr}/legacy/ -u __token__ -p TOKEN dist/*"
+        );
+    }
     eprintln!("tufa serve: listening on http://{addr}");
     eprintln!("  API:       http://{addr}/api/v1/");
     eprintln!("  metadata:  http://{addr}/metadata/");

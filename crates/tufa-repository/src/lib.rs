@@ -15,6 +15,7 @@ pub mod dev;
 pub mod error;
 pub mod gc;
 pub mod import;
+pub mod index;
 pub mod online_key;
 pub mod publisher;
 pub mod repository;

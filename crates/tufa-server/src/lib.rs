@@ -8,6 +8,7 @@
 
 mod api;
 mod error;
+mod index;
 mod metadata;
 mod ops;
 
@@ -27,6 +28,7 @@ pub fn router(repository: Repository) -> Router {
         .merge(api::routes())
         .merge(metadata::routes())
         .merge(ops::routes())
+        .merge(index::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CompressionLayer::new())
         .with_state(repository)

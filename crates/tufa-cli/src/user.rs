@@ -1,0 +1,118 @@
+//! `tufa user` (upload users and their API tokens) and `tufa index` (yank,
+//! un-yank and delete files or projects of the bundled index), directly on
+//! the data directory. A running `tufa serve` publishes the changes within
+//! about a second; a stopped one when it next starts.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use tufa_repository::index::Index;
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    /// The data directory of the service.
+    #[arg(
+        long,
+        default_value = "tufa-data",
+        env = "TUFA_DATA_DIR",
+        global = true
+    )]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: UserCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add an upload user and print their API token (shown once; only its
+    /// hash is stored). Upload with `twine upload -u __token__ -p TOKEN`.
+    Add { name: String },
+    /// Replace a user's API token and print the new one.
+    ResetToken { name: String },
+    /// List the upload users.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// The data directory of the service.
+    #[arg(
+        long,
+        default_value = "tufa-data",
+        env = "TUFA_DATA_DIR",
+        global = true
+    )]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: IndexCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum IndexCommand {
+    /// Yank a file (PEP 592): still listed and downloadable, but installers
+    /// skip it unless pinned.
+    Yank {
+        project: String,
+        filename: String,
+        /// Why, shown to users.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Undo a yank.
+    Unyank { project: String, filename: String },
+    /// Delete one file, or with no FILENAME the whole project: the pages
+    /// and targets go; the filenames stay used.
+    Delete {
+        project: String,
+        filename: Option<String>,
+    },
+}
+
+async fn open(data_dir: &std::path::Path) -> anyhow::Result<Index> {
+    Index::open(data_dir)
+        .await
+        .with_context(|| format!("opening {}", data_dir.display()))
+}
+
+pub async fn run_user(args: UserArgs) -> anyhow::Result<ExitCode> {
+    let index = open(&args.data_dir).await?;
+    match args.command {
+        UserCommand::Add { name } => {
+            let token = index.add_user(&name).await?;
+            eprintln!("user {name} added; API token (shown once, keep it secret):");
+            println!("{token}");
+        }
+        UserCommand::ResetToken { name } => {
+            let token = index.reset_token(&name).await?;
+            eprintln!("new API token for {name} (shown once; the old one no longer works):");
+            println!("{token}");
+        }
+        UserCommand::List => {
+            for name in index.users().await? {
+                println!("{name}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run_index(args: IndexArgs) -> anyhow::Result<ExitCode> {
+    let index = open(&args.data_dir).await?;
+    let seq = match &args.command {
+        IndexCommand::Yank {
+            project,
+            filename,
+            reason,
+        } => index.set_yanked(project, filename, Some(reason)).await?,
+        IndexCommand::Unyank { project, filename } => {
+            index.set_yanked(project, filename, None).await?
+        }
+        IndexCommand::Delete { project, filename } => {
+            index.delete(project, filename.as_deref()).await?
+        }
+    };
+    eprintln!("change {seq} recorded; tufa serve publishes it within about a second");
+    Ok(ExitCode::SUCCESS)
+}
