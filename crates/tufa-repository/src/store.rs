@@ -124,8 +124,14 @@ impl Store {
         Ok(())
     }
 
-    /// Stores settings and deletes one, atomically: the end of a root update.
-    pub async fn commit_root_update(&self, settings: &[(&str, Value)], delete: &str) -> Result<()> {
+    /// Stores settings, deletes one and records a task, all or nothing: the
+    /// one way settings change together with what they mean.
+    pub async fn update_settings(
+        &self,
+        settings: &[(&str, Value)],
+        delete: Option<&str>,
+        task: Option<&NewTask>,
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for (key, value) in settings {
             sqlx::query(
@@ -136,12 +142,22 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("DELETE FROM settings WHERE key = ?")
-            .bind(delete)
-            .execute(&mut *tx)
-            .await?;
+        if let Some(key) = delete {
+            sqlx::query("DELETE FROM settings WHERE key = ?")
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(task) = task {
+            insert_task(&mut tx, task, None).await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Stores settings and deletes one, atomically: the end of a root update.
+    pub async fn commit_root_update(&self, settings: &[(&str, Value)], delete: &str) -> Result<()> {
+        self.update_settings(settings, Some(delete), None).await
     }
 
     /// Stores settings, deletes one and records a task, atomically: the end
@@ -152,23 +168,8 @@ impl Store {
         delete: &str,
         task: &NewTask,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        for (key, value) in settings {
-            sqlx::query(
-                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(*key)
-            .bind(value.to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query("DELETE FROM settings WHERE key = ?")
-            .bind(delete)
-            .execute(&mut *tx)
-            .await?;
-        insert_task(&mut tx, task, None).await?;
-        tx.commit().await?;
-        Ok(())
+        self.update_settings(settings, Some(delete), Some(task))
+            .await
     }
 
     /// Stores several settings and a task in one transaction.
@@ -177,19 +178,7 @@ impl Store {
         settings: &[(&str, Value)],
         task: &NewTask,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        for (key, value) in settings {
-            sqlx::query(
-                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(*key)
-            .bind(value.to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
-        insert_task(&mut tx, task, None).await?;
-        tx.commit().await?;
-        Ok(())
+        self.update_settings(settings, None, Some(task)).await
     }
 
     /// Records artifact changes and their task atomically. `staged` changes
