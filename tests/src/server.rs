@@ -60,6 +60,7 @@ impl Server {
         };
         if args.contains(&"--dev") {
             server.wait_for_file("timestamp.json", Duration::from_secs(120));
+            server.wait_bootstrapped(Duration::from_secs(60));
         }
         (server, seen)
     }
@@ -75,6 +76,34 @@ impl Server {
     /// The published metadata directory.
     pub fn metadata_dir(&self) -> PathBuf {
         self.data_dir.join("metadata")
+    }
+
+    /// Waits until the API reports bootstrap finished (the state is recorded
+    /// a moment after the first timestamp is written).
+    pub fn wait_bootstrapped(&self, timeout: Duration) {
+        let start = Instant::now();
+        let addr = self.base_url.trim_start_matches("http://").to_string();
+        loop {
+            let done = std::net::TcpStream::connect(&addr)
+                .and_then(|mut stream| {
+                    use std::io::{Read, Write};
+                    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+                    stream
+                        .write_all(b"GET /api/v1/bootstrap HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+                    let mut response = String::new();
+                    stream.read_to_string(&mut response)?;
+                    Ok(response.contains("\"bootstrap\":true"))
+                })
+                .unwrap_or(false);
+            if done {
+                return;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "bootstrap not finished within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Waits for a metadata file to appear.
