@@ -21,13 +21,19 @@ async fn roles_are_resigned_before_they_expire() {
             .unwrap();
     let payload = dev::dev_bootstrap_payload(&tmp.path().join("keys"), BINS).unwrap();
     repo.bootstrap(&payload).await.unwrap();
+    let lock = repo.try_lock_publisher("test").await.unwrap().unwrap();
     let mut publisher = None;
     assert!(
-        repo.publisher_step(&mut publisher).await.unwrap(),
+        repo.publisher_step(&mut publisher, lock.epoch)
+            .await
+            .unwrap(),
         "bootstrap publishes"
     );
     assert!(
-        !repo.publisher_step(&mut publisher).await.unwrap(),
+        !repo
+            .publisher_step(&mut publisher, lock.epoch)
+            .await
+            .unwrap(),
         "nothing is due right after bootstrap"
     );
     let metadata = tmp.path().join("metadata");
@@ -43,20 +49,31 @@ async fn roles_are_resigned_before_they_expire() {
     // Timestamp and snapshot live one day: re-signed within the last hour,
     // with no bin touched.
     clock.advance(DAY - HOUR / 2);
-    assert!(repo.publisher_step(&mut publisher).await.unwrap());
+    assert!(
+        repo.publisher_step(&mut publisher, lock.epoch)
+            .await
+            .unwrap()
+    );
     let (last, _) = repo.publisher_status().await;
     let last = last.unwrap();
     assert_eq!(last.bins_signed, 0, "{last:?}");
     assert_eq!(last.snapshot_version, 2);
     assert!(
-        !repo.publisher_step(&mut publisher).await.unwrap(),
+        !repo
+            .publisher_step(&mut publisher, lock.epoch)
+            .await
+            .unwrap(),
         "nothing more is due"
     );
 
     // Bins live seven days: all of them re-signed in one publication
     // shortly before then (timestamp and snapshot again too).
     clock.advance(6 * DAY);
-    assert!(repo.publisher_step(&mut publisher).await.unwrap());
+    assert!(
+        repo.publisher_step(&mut publisher, lock.epoch)
+            .await
+            .unwrap()
+    );
     let (last, _) = repo.publisher_status().await;
     let last = last.unwrap();
     assert_eq!(last.bins_signed, BINS as usize, "{last:?}");

@@ -71,6 +71,8 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let repo = Repository::open(RepositoryConfig {
         data_dir: args.data_dir.clone(),
         online_key,
+        database_url: None,
+        storage: None,
     })
     .await
     .with_context(|| format!("opening {}", args.data_dir.display()))?;
@@ -148,7 +150,7 @@ async fn publish(repo: &Repository, task_id: &str) -> anyhow::Result<()> {
     spinner.enable_steady_tick(Duration::from_millis(200));
     let mut told = false;
     loop {
-        match repo.try_lock_publisher()? {
+        match repo.try_lock_publisher("tufa import").await? {
             None => {
                 if !told {
                     eprintln!(
@@ -168,14 +170,14 @@ async fn publish(repo: &Repository, task_id: &str) -> anyhow::Result<()> {
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            Some(_lock) => {
+            Some(lock) => {
                 if repo.task(task_id).await?.map(|t| t.state) == Some(TaskState::Success) {
                     spinner.finish_and_clear();
                     return Ok(());
                 }
                 spinner.set_message("publishing".to_string());
                 let mut publisher = None;
-                repo.publisher_step(&mut publisher)
+                repo.publisher_step(&mut publisher, lock.epoch)
                     .await
                     .context("publishing the import")?;
                 let state = repo.task(task_id).await?.map(|t| t.state);

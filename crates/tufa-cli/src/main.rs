@@ -3,15 +3,18 @@
 
 mod admin;
 mod ceremony;
+mod db;
 mod download;
 mod gc;
 mod import;
 mod keygen;
 mod pip;
 mod proxy;
+mod repo_args;
 mod serve;
 mod user;
 mod verify;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -36,8 +39,13 @@ enum Command {
     /// Generate a key pair (PKCS#8 PEM private key, mode 0600, and NAME.pub).
     Keygen(keygen::KeygenArgs),
     /// Run the repository service: the RSTUF-compatible API, the publisher and
-    /// the published metadata, on SQLite and a directory.
+    /// the published metadata, on SQLite and a directory by default.
     Serve(serve::ServeArgs),
+    /// Run a publisher only (scaled-out deployments: one worker publishes,
+    /// the others stand by to take over).
+    Worker(worker::WorkerArgs),
+    /// The state store's schema.
+    Db(db::DbArgs),
     /// Audit a consistent-snapshot TUF metadata directory offline: the root
     /// chain, then timestamp, snapshot, targets and every delegated role.
     Verify(verify::VerifyArgs),
@@ -77,6 +85,8 @@ fn main() -> ExitCode {
         Command::Ceremony(args) => ceremony::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::run(args))),
+        Command::Worker(args) => runtime().and_then(|rt| rt.block_on(worker::run(args))),
+        Command::Db(args) => runtime().and_then(|rt| rt.block_on(db::run(args))),
         Command::Verify(args) => verify::run(args),
         Command::Import(args) => runtime().and_then(|rt| rt.block_on(import::run(args))),
         Command::Gc(args) => gc::run(args),

@@ -1,27 +1,25 @@
 //! `tufa serve`: the repository service on the embedded default.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use tufa_repository::online_key::OnlineKeySource;
-use tufa_repository::{Repository, RepositoryConfig};
+use tufa_repository::Repository;
+
+use crate::repo_args::RepoArgs;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Where the state (tufa.db), the published metadata (metadata/) and keys live.
-    #[arg(long, default_value = "tufa-data", env = "TUFA_DATA_DIR")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    repo: RepoArgs,
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", env = "TUFA_LISTEN")]
     listen: SocketAddr,
-    /// An online signing key (PKCS#8 PEM; password in TUFA_ONLINE_KEY_PASSWORD).
-    /// Repeatable: during an online-key rotation the service holds both keys.
-    /// Keys named DATA_DIR/keys/online*.pem are always available.
-    #[arg(long = "online-key", value_name = "FILE", env = "TUFA_ONLINE_KEY")]
-    online_keys: Vec<PathBuf>,
+    /// Serve the API only and leave publishing to `tufa worker` processes
+    /// (on PostgreSQL, with any number of API processes).
+    #[arg(long)]
+    no_publisher: bool,
     /// Bootstrap an empty repository at once with generated keys under
     /// DATA_DIR/keys. For trying tufa out, never for production.
     #[arg(long)]
@@ -35,23 +33,19 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let online_key = OnlineKeySource::with_files(&args.online_keys, &args.data_dir);
-    let config = RepositoryConfig {
-        data_dir: args.data_dir.clone(),
-        online_key,
-    };
-    let repo = Repository::open(config)
+    let data_dir = args.repo.data_dir.clone();
+    let repo = Repository::open(args.repo.config())
         .await
-        .with_context(|| format!("opening {}", args.data_dir.display()))?;
+        .with_context(|| format!("opening {}", args.repo.describe_database()))?;
 
-    let index = tufa_repository::index::Index::open(&args.data_dir).await?;
+    let index = tufa_repository::index::Index::with_store(repo.store(), &data_dir);
     index.set_max_upload_size(args.max_upload_size).await?;
     let mut dev_token = None;
     if args.dev && repo.bootstrap_state().await?.is_none() {
         if index.users().await?.is_empty() {
             dev_token = Some(index.add_user("dev").await?);
         }
-        let keys = args.data_dir.join("keys");
+        let keys = data_dir.join("keys");
         eprintln!(
             "WARNING: --dev: generating root and online keys in {} (mode 0600).",
             keys.display()
@@ -71,7 +65,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let publisher = tokio::spawn(repo.clone().run_publisher());
+    let publisher = (!args.no_publisher).then(|| tokio::spawn(repo.clone().run_publisher()));
     if let Some(token) = dev_token {
         eprintln!(
             "  index:     http://{addr}/simple/ (pip install --index-url http://{addr}/simple/ ...)"
@@ -84,16 +78,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     eprintln!("tufa serve: listening on http://{addr}");
     eprintln!("  API:       http://{addr}/api/v1/");
     eprintln!("  metadata:  http://{addr}/metadata/");
-    eprintln!(
-        "  root.json: {}",
-        args.data_dir.join("metadata").join("1.root.json").display()
-    );
+    match repo.storage().directory() {
+        Some(dir) => eprintln!("  root.json: {}", dir.path("1.root.json").display()),
+        None => eprintln!(
+            "  root.json: http://{addr}/metadata/1.root.json (metadata in {})",
+            repo.storage().describe()
+        ),
+    }
+    if args.no_publisher {
+        eprintln!("  publisher: none here (--no-publisher); run tufa worker");
+    }
     tufa_server::serve(listener, repo, shutdown_signal()).await?;
-    publisher.abort();
+    if let Some(publisher) = publisher {
+        publisher.abort();
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

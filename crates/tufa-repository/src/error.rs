@@ -32,6 +32,22 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Object storage failed (after its own retries).
+    #[error("object storage {name}: {reason}")]
+    ObjectStorage { name: String, reason: String },
+
+    /// A file that is written once (a snapshot or a root version) exists
+    /// with other content: another publisher wrote it.
+    #[error("{name} is already published with other content; another publisher is active")]
+    AlreadyPublished { name: String },
+
+    /// This process no longer holds the publisher lock: another worker
+    /// took over, so nothing this one prepared may be recorded.
+    #[error(
+        "the publisher lock was lost (epoch {ours}, current {current}); another worker publishes now"
+    )]
+    NotPublisher { ours: i64, current: i64 },
+
     /// The online signing key is missing or does not match root.
     #[error("online key: {0}")]
     OnlineKey(String),

@@ -330,11 +330,13 @@ impl Repository {
     /// The state database of this repository (`DATA_DIR/tufa.db`; the
     /// metadata directory is `DATA_DIR/metadata`).
     fn database_path(&self) -> Result<PathBuf> {
-        self.storage()
-            .dir()
-            .parent()
-            .map(|d| d.join("tufa.db"))
-            .ok_or_else(|| Error::Corrupt("the metadata directory has no parent".into()))
+        match self.database_url().strip_prefix("sqlite://") {
+            Some(path) => Ok(PathBuf::from(path.split('?').next().unwrap_or(path))),
+            None => Err(Error::invalid(
+                "database-url",
+                "tufa import writes SQLite directly; import into PostgreSQL is not supported yet",
+            )),
+        }
     }
 
     /// The settings fixed at bootstrap, or an error when the repository is

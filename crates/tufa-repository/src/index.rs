@@ -12,12 +12,10 @@
 //! their path names: a page is visible exactly when its target is signed.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{AnyPool, Row};
 use tufa_metadata::{HashAlgorithm, SuccinctRoles, TargetFile, UtcTime};
 
 use crate::error::{Error, Result};
@@ -184,7 +182,7 @@ pub struct PublishedFile {
 /// The index's handle on the state store and the file store.
 #[derive(Debug, Clone)]
 pub struct Index {
-    pool: SqlitePool,
+    pool: AnyPool,
     data_dir: PathBuf,
 }
 
@@ -297,22 +295,16 @@ impl Index {
     /// database first if nothing has yet).
     pub async fn open(data_dir: &Path) -> Result<Index> {
         std::fs::create_dir_all(data_dir).map_err(|e| Error::storage(data_dir, e))?;
-        let db = data_dir.join("tufa.db");
-        // Runs the migrations (including this module's) and closes again.
-        Store::open_sqlite(&db).await?;
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", db.display()))?
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        Ok(Index {
-            pool,
+        let store = Store::open_sqlite(&data_dir.join("tufa.db")).await?;
+        Ok(Index::with_store(&store, data_dir))
+    }
+
+    /// The index on a repository's state store, its files under `data_dir`.
+    pub fn with_store(store: &Store, data_dir: &Path) -> Index {
+        Index {
+            pool: store.pool().clone(),
             data_dir: data_dir.to_path_buf(),
-        })
+        }
     }
 
     /// Where uploads are received before they are committed.
@@ -347,7 +339,7 @@ impl Index {
         }
         let token = random_token()?;
         let done = sqlx::query(
-            "INSERT OR IGNORE INTO index_users (name, token_sha256, created) VALUES (?, ?, ?)",
+            "INSERT INTO index_users (name, token_sha256, created) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
         .bind(name)
         .bind(sha256_hex(token.as_bytes()))
@@ -363,7 +355,7 @@ impl Index {
     /// Gives a user a new token (the old one stops working).
     pub async fn reset_token(&self, name: &str) -> std::result::Result<String, IndexError> {
         let token = random_token()?;
-        let done = sqlx::query("UPDATE index_users SET token_sha256 = ? WHERE name = ?")
+        let done = sqlx::query("UPDATE index_users SET token_sha256 = $1 WHERE name = $2")
             .bind(sha256_hex(token.as_bytes()))
             .bind(name)
             .execute(&self.pool)
@@ -386,7 +378,7 @@ impl Index {
 
     /// The user a token belongs to.
     pub async fn authenticate(&self, token: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT name FROM index_users WHERE token_sha256 = ?")
+        let row = sqlx::query("SELECT name FROM index_users WHERE token_sha256 = $1")
             .bind(sha256_hex(token.as_bytes()))
             .fetch_optional(&self.pool)
             .await?;
@@ -395,7 +387,7 @@ impl Index {
 
     /// The largest accepted upload.
     pub async fn max_upload_size(&self) -> Result<u64> {
-        let row = sqlx::query("SELECT value FROM settings WHERE key = ?")
+        let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
             .bind(MAX_UPLOAD_SIZE_KEY)
             .fetch_optional(&self.pool)
             .await?;
@@ -410,7 +402,7 @@ impl Index {
 
     /// Sets the largest accepted upload (`tufa serve --max-upload-size`).
     pub async fn set_max_upload_size(&self, bytes: u64) -> Result<()> {
-        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
             .bind(MAX_UPLOAD_SIZE_KEY)
             .bind(bytes.to_string())
             .execute(&self.pool)
@@ -419,7 +411,7 @@ impl Index {
     }
 
     async fn succinct(&self) -> std::result::Result<SuccinctRoles, IndexError> {
-        let row = sqlx::query("SELECT value FROM settings WHERE key = ?")
+        let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
             .bind(SETTINGS_KEY)
             .fetch_optional(&self.pool)
             .await?;
@@ -459,7 +451,7 @@ impl Index {
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get("last")?;
-        let owner: Option<String> = sqlx::query("SELECT owner FROM index_projects WHERE name = ?")
+        let owner: Option<String> = sqlx::query("SELECT owner FROM index_projects WHERE name = $1")
             .bind(&project)
             .fetch_optional(&mut *tx)
             .await?
@@ -473,15 +465,17 @@ impl Index {
             }
             Some(_) => {}
             None => {
-                sqlx::query("INSERT INTO index_projects (name, owner, created) VALUES (?, ?, ?)")
-                    .bind(&project)
-                    .bind(user)
-                    .bind(now())
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO index_projects (name, owner, created) VALUES ($1, $2, $3)",
+                )
+                .bind(&project)
+                .bind(user)
+                .bind(now())
+                .execute(&mut *tx)
+                .await?;
             }
         }
-        let exists = sqlx::query("SELECT 1 FROM index_files WHERE filename = ?")
+        let exists = sqlx::query("SELECT 1 FROM index_files WHERE filename = $1")
             .bind(&file.filename)
             .fetch_optional(&mut *tx)
             .await?;
@@ -494,7 +488,7 @@ impl Index {
         sqlx::query(
             "INSERT INTO index_files (filename, project, version, size, sha256, blake2b_256,
                  requires_python, yanked, upload_time, uploader)
-             VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9)",
         )
         .bind(&file.filename)
         .bind(&project)
@@ -542,7 +536,7 @@ impl Index {
         let mut tx = self.pool.begin().await?;
         let seq = next_seq(&mut tx).await?;
         let done = sqlx::query(
-            "UPDATE index_files SET yanked = ? WHERE project = ? AND filename = ? AND deleted = 0",
+            "UPDATE index_files SET yanked = $1 WHERE project = $2 AND filename = $3 AND deleted = 0",
         )
         .bind(reason)
         .bind(&project)
@@ -573,7 +567,7 @@ impl Index {
         let mut tx = self.pool.begin().await?;
         let seq = next_seq(&mut tx).await?;
         let rows =
-            sqlx::query("SELECT filename FROM index_files WHERE project = ? AND deleted = 0")
+            sqlx::query("SELECT filename FROM index_files WHERE project = $1 AND deleted = 0")
                 .bind(&project)
                 .fetch_all(&mut *tx)
                 .await?;
@@ -594,7 +588,7 @@ impl Index {
         let mut changes: Vec<(String, Option<TargetFile>)> = Vec::new();
         for name in &names {
             // Keep the name used (as PyPI does): the row stays, marked deleted.
-            sqlx::query("UPDATE index_files SET deleted = 1 WHERE filename = ?")
+            sqlx::query("UPDATE index_files SET deleted = 1 WHERE filename = $1")
                 .bind(name)
                 .execute(&mut *tx)
                 .await?;
@@ -610,7 +604,7 @@ impl Index {
     pub async fn wait_published(&self, path: &str, seq: i64, timeout: Duration) -> Result<bool> {
         let start = std::time::Instant::now();
         loop {
-            let row = sqlx::query("SELECT published_seq FROM artifacts WHERE path = ?")
+            let row = sqlx::query("SELECT published_seq FROM artifacts WHERE path = $1")
                 .bind(path)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -632,7 +626,7 @@ impl Index {
         let row = sqlx::query(
             "SELECT p.body FROM artifacts a JOIN index_pages p
                  ON p.sha256 = json_extract(a.published_info, '$.hashes.sha256')
-             WHERE a.path = ?",
+             WHERE a.path = $1",
         )
         .bind(format!("simple/{project}/{name}"))
         .fetch_optional(&self.pool)
@@ -662,7 +656,7 @@ impl Index {
         project: &str,
         filename: &str,
     ) -> Result<Option<PublishedFile>> {
-        let row = sqlx::query("SELECT published_info FROM artifacts WHERE path = ?")
+        let row = sqlx::query("SELECT published_info FROM artifacts WHERE path = $1")
             .bind(format!("packages/{project}/{filename}"))
             .fetch_optional(&self.pool)
             .await?;
@@ -685,7 +679,7 @@ impl Index {
     }
 }
 
-async fn next_seq(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<i64> {
+async fn next_seq(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<i64> {
     Ok(
         sqlx::query("UPDATE sequence SET last = last + 1 WHERE id = 1 RETURNING last")
             .fetch_one(&mut **tx)
@@ -697,12 +691,12 @@ async fn next_seq(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> Result<i64> {
 /// Regenerates both pages of a project from its current files, storing
 /// their bytes; returns their target changes (removals when no file is left).
 async fn regenerate_pages(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     project: &str,
 ) -> Result<Vec<(String, Option<TargetFile>)>> {
     let rows = sqlx::query(
         "SELECT filename, version, size, sha256, requires_python, yanked, upload_time
-         FROM index_files WHERE project = ? AND deleted = 0 ORDER BY upload_time, rowid",
+         FROM index_files WHERE project = $1 AND deleted = 0 ORDER BY upload_time, rowid",
     )
     .bind(project)
     .fetch_all(&mut **tx)
@@ -734,7 +728,7 @@ async fn regenerate_pages(
         let info =
             TargetFile::from_bytes(&bytes, &[HashAlgorithm::Blake2b256, HashAlgorithm::Sha256]);
         let sha = sha256_hex(&bytes);
-        sqlx::query("INSERT OR IGNORE INTO index_pages (sha256, body) VALUES (?, ?)")
+        sqlx::query("INSERT INTO index_pages (sha256, body) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING")
             .bind(sha)
             .bind(bytes)
             .execute(&mut **tx)
@@ -747,7 +741,7 @@ async fn regenerate_pages(
 /// Records target changes as the artifact API does (same table, same
 /// sequence number), for the publisher.
 async fn record_changes(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     succinct: &SuccinctRoles,
     seq: i64,
     changes: &[(String, Option<TargetFile>)],
@@ -759,7 +753,7 @@ async fn record_changes(
             .transpose()
             .map_err(|e| Error::Corrupt(e.to_string()))?;
         sqlx::query(
-            "INSERT INTO artifacts (path, bin, info, change_seq, staged) VALUES (?, ?, ?, ?, 0)
+            "INSERT INTO artifacts (path, bin, info, change_seq, staged) VALUES ($1, $2, $3, $4, 0)
              ON CONFLICT (path) DO UPDATE SET info = excluded.info, change_seq = excluded.change_seq,
                  staged = 0",
         )

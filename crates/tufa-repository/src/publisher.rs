@@ -22,7 +22,7 @@ use tufa_metadata::{
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::settings::RepositorySettings;
-use crate::storage::DirectoryStorage;
+use crate::storage::Storage;
 use crate::store::{RoleVersion, Store};
 
 /// Bins built, signed and written at a time: bounds memory during a
@@ -46,7 +46,7 @@ pub struct Publication {
 /// The publisher's view of the repository.
 pub struct Publisher {
     store: Store,
-    storage: DirectoryStorage,
+    storage: Storage,
     /// Every online key that signs: one, or two during an online-key rotation.
     signers: Vec<Arc<dyn Signer>>,
     settings: RepositorySettings,
@@ -59,6 +59,8 @@ pub struct Publisher {
     /// Roles written since they were last recorded in the store.
     touched: BTreeSet<String>,
     clock: Clock,
+    /// The publisher lease this publisher works under (see [`Store::claim_publisher`]).
+    epoch: i64,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -79,11 +81,12 @@ impl Publisher {
     /// A publisher for a bootstrapped repository whose current root is `root`.
     pub async fn new(
         store: Store,
-        storage: DirectoryStorage,
+        storage: Storage,
         signer: Arc<dyn Signer>,
         settings: RepositorySettings,
         root: &Root,
         clock: Clock,
+        epoch: i64,
     ) -> Result<Publisher> {
         if signer.keyid() != settings.online_keyid {
             return Err(Error::OnlineKey(format!(
@@ -115,25 +118,42 @@ impl Publisher {
             forced: BTreeSet::new(),
             touched: BTreeSet::new(),
             clock,
+            epoch,
         };
         publisher.roles = publisher.store.roles().await?;
-        publisher.reconcile_with_storage()?;
+        publisher.reconcile_with_storage().await?;
         Ok(publisher)
     }
 
     /// Raises recorded versions to what storage already publishes, so that no
-    /// version is ever written twice with different content after a crash.
-    fn reconcile_with_storage(&mut self) -> Result<()> {
-        let Some(bytes) = self.storage.read("timestamp.json")? else {
+    /// version is ever written twice with different content after a crash or
+    /// a takeover: from the live timestamp, and from any newer snapshot a
+    /// publisher wrote but did not get to name in a timestamp.
+    async fn reconcile_with_storage(&mut self) -> Result<()> {
+        let Some(bytes) = self.storage.read("timestamp.json").await? else {
             return Ok(());
         };
         let timestamp = Metadata::<Timestamp>::from_slice(&bytes)?.signed;
         self.raise("timestamp", timestamp.version);
-        let snapshot_version = timestamp.snapshot_meta()?.version;
+        let mut snapshot_version = timestamp.snapshot_meta()?.version;
+        // Publications are sequential, so at most one unnamed snapshot can
+        // exist per crashed publisher; the bound only guards against a loop.
+        for _ in 0..64 {
+            let next = snapshot_version + 1;
+            if !self
+                .storage
+                .exists(&format!("{next}.snapshot.json"))
+                .await?
+            {
+                break;
+            }
+            snapshot_version = next;
+        }
         self.raise("snapshot", snapshot_version);
         if let Some(bytes) = self
             .storage
-            .read(&format!("{snapshot_version}.snapshot.json"))?
+            .read(&format!("{snapshot_version}.snapshot.json"))
+            .await?
         {
             let snapshot = Metadata::<Snapshot>::from_slice(&bytes)?.signed;
             for (file, meta) in &snapshot.meta {
@@ -162,8 +182,7 @@ impl Publisher {
     /// Writes the first metadata of a freshly bootstrapped repository.
     pub async fn write_initial(&mut self, root: &Metadata<Root>) -> Result<()> {
         let root_bytes = root.to_bytes()?;
-        self.storage.write("1.root.json", &root_bytes)?;
-        self.storage.sync_files(&["1.root.json".to_string()])?;
+        self.storage.write_once("1.root.json", root_bytes).await?;
         self.roles.insert(
             "root".into(),
             RoleVersion {
@@ -177,7 +196,7 @@ impl Publisher {
         self.touched.clear();
         let roles: Vec<(String, RoleVersion)> =
             self.roles.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        self.store.finish_publication(0, &roles).await?;
+        self.store.finish_publication(0, &roles, self.epoch).await?;
         Ok(())
     }
 
@@ -211,7 +230,7 @@ impl Publisher {
         self.touched.clear();
         let roles: Vec<(String, RoleVersion)> =
             self.roles.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        self.store.finish_publication(0, &roles).await?;
+        self.store.finish_publication(0, &roles, self.epoch).await?;
         Ok(publication)
     }
 
@@ -219,10 +238,7 @@ impl Publisher {
     pub async fn publish_root(&mut self, root: &Metadata<Root>) -> Result<()> {
         let file = format!("{}.root.json", root.signed.version);
         let bytes = root.to_bytes()?;
-        let storage = self.storage.clone();
-        tokio::task::spawn_blocking(move || storage.write_durable(&file, &bytes))
-            .await
-            .map_err(|e| Error::Corrupt(format!("writing root failed: {e}")))??;
+        self.storage.write_once(&file, bytes).await?;
         self.roles.insert(
             "root".into(),
             RoleVersion {
@@ -283,7 +299,10 @@ impl Publisher {
             Publication::default()
         };
         let roles = self.changed_roles(&publication);
-        let tasks_completed = self.store.finish_publication(batch.max_seq, &roles).await?;
+        let tasks_completed = self
+            .store
+            .finish_publication(batch.max_seq, &roles, self.epoch)
+            .await?;
         Ok(Some(Publication {
             tasks_completed,
             ..publication
@@ -321,6 +340,7 @@ impl Publisher {
         // files are made durable together before the snapshot names them.
         let mut written: Vec<(String, RoleVersion, String)> =
             Vec::with_capacity(bin_list.len() + 1);
+        let mut kept: Vec<(String, Vec<u8>)> = Vec::new();
         for chunk in bin_list.chunks(PUBLISH_CHUNK_BINS) {
             let contents = self.store.bin_contents(chunk, max_seq).await?;
             let mut roles: Vec<(String, Targets)> = Vec::with_capacity(chunk.len());
@@ -335,7 +355,12 @@ impl Publisher {
                 }
                 roles.push((name, targets));
             }
-            written.extend(self.sign_and_write(roles).await?);
+            let (files, to_upload) = self.sign_and_write(roles).await?;
+            written.extend(files);
+            // An object store uploads each chunk at once, so memory stays bounded.
+            if !to_upload.is_empty() {
+                self.storage.finish_files(to_upload, Vec::new()).await?;
+            }
         }
         if with_targets {
             let mut targets =
@@ -347,16 +372,14 @@ impl Publisher {
                 succinct_roles: Some(self.succinct.clone()),
                 unrecognized: Map::new(),
             });
-            written.extend(
-                self.sign_and_write(vec![("targets".into(), targets)])
-                    .await?,
-            );
+            let (files, to_upload) = self
+                .sign_and_write(vec![("targets".into(), targets)])
+                .await?;
+            written.extend(files);
+            kept.extend(to_upload);
         }
-        let storage = self.storage.clone();
         let files: Vec<String> = written.iter().map(|(_, _, f)| f.clone()).collect();
-        tokio::task::spawn_blocking(move || storage.sync_files(&files))
-            .await
-            .map_err(|e| Error::Corrupt(format!("sync task failed: {e}")))??;
+        self.storage.finish_files(kept, files).await?;
         let bins_signed = written.iter().filter(|(n, _, _)| n != "targets").count();
         for (name, version, _) in written {
             self.touched.insert(name.clone());
@@ -388,25 +411,32 @@ impl Publisher {
             expires: timestamp.expires.unix(),
         };
 
-        let storage = self.storage.clone();
         let signers = self.signers.clone();
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            let mut md = Metadata::new(snapshot);
-            for signer in &signers {
-                md.sign(signer.as_ref())?;
-            }
-            storage.write_durable(
+        let (snapshot_bytes, timestamp_bytes) =
+            tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, Vec<u8>)> {
+                let mut snapshot = Metadata::new(snapshot);
+                let mut timestamp = Metadata::new(timestamp);
+                for signer in &signers {
+                    snapshot.sign(signer.as_ref())?;
+                    timestamp.sign(signer.as_ref())?;
+                }
+                Ok((snapshot.to_bytes()?, timestamp.to_bytes()?))
+            })
+            .await
+            .map_err(|e| Error::Corrupt(format!("signing task failed: {e}")))??;
+        // A snapshot version is written once: if another publisher got
+        // there first, this publication stops here, before its timestamp.
+        self.storage
+            .write_once(
                 &format!("{}.snapshot.json", snapshot_version.version),
-                &md.to_bytes()?,
-            )?;
-            let mut md = Metadata::new(timestamp);
-            for signer in &signers {
-                md.sign(signer.as_ref())?;
-            }
-            storage.write_durable("timestamp.json", &md.to_bytes()?)
-        })
-        .await
-        .map_err(|e| Error::Corrupt(format!("signing task failed: {e}")))??;
+                snapshot_bytes,
+            )
+            .await?;
+        // The last check before clients can see anything of this publication.
+        self.store.check_publisher(self.epoch).await?;
+        self.storage
+            .write_durable("timestamp.json", timestamp_bytes)
+            .await?;
         self.roles.insert("snapshot".into(), snapshot_version);
         self.roles.insert("timestamp".into(), timestamp_version);
         self.touched
@@ -422,14 +452,16 @@ impl Publisher {
         })
     }
 
-    /// Signs targets roles in parallel and writes them (not yet durable).
+    /// Signs targets roles in parallel and writes them to a directory (not
+    /// yet durable), or returns their bytes for an object store to upload.
     async fn sign_and_write(
         &self,
         roles: Vec<(String, Targets)>,
-    ) -> Result<Vec<(String, RoleVersion, String)>> {
+    ) -> Result<(Vec<(String, RoleVersion, String)>, Vec<(String, Vec<u8>)>)> {
         let storage = self.storage.clone();
         let signers = self.signers.clone();
-        tokio::task::spawn_blocking(move || -> Result<Vec<(String, RoleVersion, String)>> {
+        type Signed = (String, RoleVersion, String, Option<(String, Vec<u8>)>);
+        let signed = tokio::task::spawn_blocking(move || -> Result<Vec<Signed>> {
             roles
                 .into_par_iter()
                 .map(|(name, targets)| {
@@ -442,13 +474,20 @@ impl Publisher {
                         md.sign(signer.as_ref())?;
                     }
                     let file = format!("{}.{name}.json", version.version);
-                    storage.write(&file, &md.to_bytes()?)?;
-                    Ok((name, version, file))
+                    let kept = storage.write_or_keep(&file, md.to_bytes()?)?;
+                    Ok((name, version, file, kept))
                 })
                 .collect()
         })
         .await
-        .map_err(|e| Error::Corrupt(format!("signing task failed: {e}")))?
+        .map_err(|e| Error::Corrupt(format!("signing task failed: {e}")))??;
+        let mut written = Vec::with_capacity(signed.len());
+        let mut kept = Vec::new();
+        for (name, version, file, bytes) in signed {
+            written.push((name, version, file));
+            kept.extend(bytes);
+        }
+        Ok((written, kept))
     }
 
     fn next_version(&self, role: &str) -> u64 {

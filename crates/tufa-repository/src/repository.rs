@@ -21,7 +21,7 @@ use crate::settings::{
     RepositorySettings, SETTINGS_KEY,
 };
 use crate::signing::{SigningPurpose, SigningState};
-use crate::storage::DirectoryStorage;
+use crate::storage::Storage;
 use crate::store::{ArtifactChange, NewTask, Store};
 use crate::task::{Task, TaskKind, new_task_id};
 use crate::validate;
@@ -29,9 +29,15 @@ use crate::validate;
 /// Where a repository keeps its state and how it finds its online key.
 #[derive(Debug, Clone)]
 pub struct RepositoryConfig {
-    /// `DIR/tufa.db` (state) and `DIR/metadata/` (published metadata).
+    /// Keys for `--dev`, index files, and by default `DIR/tufa.db` (state)
+    /// and `DIR/metadata/` (published metadata).
     pub data_dir: PathBuf,
     pub online_key: OnlineKeySource,
+    /// The state store: `sqlite://PATH` or `postgres://...`; `None` means
+    /// `sqlite://DATA_DIR/tufa.db`.
+    pub database_url: Option<String>,
+    /// The metadata storage (see [`Storage::open`]); `None` means `DATA_DIR/metadata`.
+    pub storage: Option<String>,
 }
 
 impl RepositoryConfig {
@@ -41,7 +47,16 @@ impl RepositoryConfig {
         RepositoryConfig {
             online_key: OnlineKeySource::in_data_dir(&data_dir),
             data_dir,
+            database_url: None,
+            storage: None,
         }
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("tufa.db").display()))
     }
 }
 
@@ -53,10 +68,44 @@ pub struct Accepted {
     pub last_update: UtcTime,
 }
 
-/// Proof of being this data directory's one publisher; released on drop.
+/// Proof of being the repository's one publisher; released on drop (and by
+/// the operating system or PostgreSQL when the process dies).
 #[derive(Debug)]
 pub struct PublisherLock {
-    _file: std::fs::File,
+    held: HeldLock,
+    /// The epoch this holder raised the publisher lease to.
+    pub epoch: i64,
+}
+
+#[derive(Debug)]
+enum HeldLock {
+    /// `DATA_DIR/publisher.lock`, an OS file lock (SQLite: one machine).
+    File(#[allow(dead_code)] std::fs::File),
+    /// A PostgreSQL session advisory lock, held by this connection.
+    Postgres(sqlx::AnyConnection),
+}
+
+/// How often a standby publisher tries the lock: a dead publisher's
+/// successor starts within this (plus PostgreSQL noticing the dead session).
+const LOCK_POLL: Duration = Duration::from_secs(1);
+/// How often an idle publisher looks for changes other processes accepted.
+const CHANGE_POLL: Duration = Duration::from_millis(250);
+
+/// The advisory lock key of the publisher: "tufa" in ASCII.
+const PUBLISHER_ADVISORY_LOCK: i64 = 0x7475_6661;
+
+impl PublisherLock {
+    /// Fails when the lock may have been lost: the PostgreSQL session that
+    /// holds it is gone (PostgreSQL released it then).
+    pub async fn check(&mut self) -> Result<()> {
+        match &mut self.held {
+            HeldLock::File(_) => Ok(()),
+            HeldLock::Postgres(conn) => {
+                use sqlx::Connection;
+                conn.ping().await.map_err(Error::Database)
+            }
+        }
+    }
 }
 
 /// A handle on the repository service; cheap to clone.
@@ -68,15 +117,15 @@ pub struct Repository {
 #[derive(Debug)]
 struct Inner {
     store: Store,
-    storage: DirectoryStorage,
+    storage: Storage,
     data_dir: PathBuf,
+    database_url: String,
     online_key: OnlineKeySource,
     clock: Clock,
     wake: Notify,
-    /// Serialises bootstrap acceptance.
+    /// Serialises bootstrap and root-update acceptance in this process
+    /// (the store refuses a second one across processes).
     bootstrap_lock: Mutex<()>,
-    /// Settings once bootstrapped (they do not change afterwards).
-    settings: Mutex<Option<RepositorySettings>>,
     last_publication: Mutex<Option<Publication>>,
     last_error: Mutex<Option<String>>,
 }
@@ -91,19 +140,19 @@ impl Repository {
     pub async fn open_with_clock(config: RepositoryConfig, clock: Clock) -> Result<Repository> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| Error::storage(&config.data_dir, e))?;
-        let store = Store::open_sqlite(&config.data_dir.join("tufa.db")).await?;
-        let storage = DirectoryStorage::open(config.data_dir.join("metadata"))?;
-        let settings = store.setting::<RepositorySettings>(SETTINGS_KEY).await?;
+        let database_url = config.database_url();
+        let store = Store::open(&database_url).await?;
+        let storage = Storage::open(config.storage.as_deref(), &config.data_dir)?;
         Ok(Repository {
             inner: Arc::new(Inner {
                 store,
                 storage,
                 online_key: config.online_key,
                 data_dir: config.data_dir.clone(),
+                database_url,
                 clock,
                 wake: Notify::new(),
                 bootstrap_lock: Mutex::new(()),
-                settings: Mutex::new(settings),
                 last_publication: Mutex::new(None),
                 last_error: Mutex::new(None),
             }),
@@ -111,8 +160,18 @@ impl Repository {
     }
 
     /// The published metadata.
-    pub fn storage(&self) -> &DirectoryStorage {
+    pub fn storage(&self) -> &Storage {
         &self.inner.storage
+    }
+
+    /// The state store's URL (it may hold a password: never log it as is).
+    pub fn database_url(&self) -> &str {
+        &self.inner.database_url
+    }
+
+    /// The data directory (keys, index files, and by default state and metadata).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.inner.data_dir
     }
 
     pub fn store(&self) -> &Store {
@@ -141,13 +200,13 @@ impl Repository {
         self.settings().await
     }
 
+    /// The settings, read from the store every time: another process may
+    /// have changed them (`PUT /api/v1/config/`, a root update).
     async fn settings(&self) -> Result<RepositorySettings> {
-        let mut cached = self.inner.settings.lock().await;
-        if cached.is_none() {
-            *cached = self.inner.store.setting(SETTINGS_KEY).await?;
-        }
-        cached
-            .clone()
+        self.inner
+            .store
+            .setting(SETTINGS_KEY)
+            .await?
             .ok_or_else(|| Error::Corrupt("bootstrapped but no settings stored".into()))
     }
 
@@ -198,18 +257,27 @@ impl Repository {
             details: json!({"bootstrap": format!("pre-{task_id}")}),
             done: false,
         };
-        self.inner
+        let claimed = self
+            .inner
             .store
-            .set_settings_with_task(
+            .create_settings_with_task(
                 &[
+                    (BOOTSTRAP_KEY, state),
                     (SETTINGS_KEY, settings_value),
                     (ROOT_KEY, root_value),
-                    (BOOTSTRAP_KEY, state),
                 ],
+                BOOTSTRAP_KEY,
                 &task,
             )
             .await?;
-        *self.inner.settings.lock().await = Some(bootstrap.settings);
+        if !claimed {
+            // Another API process accepted a bootstrap a moment ago.
+            let task_id = self
+                .bootstrap_state()
+                .await?
+                .map_or_else(String::new, |s| s.task_id().to_string());
+            return Err(Error::AlreadyBootstrapped { task_id });
+        }
         self.inner.wake.notify_one();
         Ok(task_id)
     }
@@ -325,10 +393,21 @@ impl Repository {
             details: json!({"role": "root", "version": update.version, "online_key_rotated": update.online_keyid != settings.online_keyid}),
             done: false,
         };
-        self.inner
+        if !self
+            .inner
             .store
-            .set_settings_with_task(&[(PENDING_ROOT_KEY, pending_value)], &task)
-            .await?;
+            .create_settings_with_task(
+                &[(PENDING_ROOT_KEY, pending_value)],
+                PENDING_ROOT_KEY,
+                &task,
+            )
+            .await?
+        {
+            return Err(Error::invalid(
+                "metadata.root",
+                "another root update is being published",
+            ));
+        }
         self.inner.wake.notify_one();
         Ok(task_id)
     }
@@ -423,7 +502,6 @@ impl Repository {
                 PENDING_ROOT_KEY,
             )
             .await?;
-        *self.inner.settings.lock().await = Some(settings);
         self.inner
             .store
             .finish_task(
@@ -667,7 +745,6 @@ impl Repository {
             .store
             .set_settings_with_task(&[(SETTINGS_KEY, value)], &task)
             .await?;
-        *self.inner.settings.lock().await = Some(settings);
         self.inner.wake.notify_one();
         Ok(task_id)
     }
@@ -715,22 +792,41 @@ impl Repository {
         )
     }
 
-    /// Takes `DATA_DIR/publisher.lock` (an OS file lock, released when the
-    /// process dies) if no other process holds it: whoever holds it is the
-    /// one publisher of this data directory.
-    pub fn try_lock_publisher(&self) -> Result<Option<PublisherLock>> {
-        let path = self.inner.data_dir.join("publisher.lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::storage(&path, e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(PublisherLock { _file: file })),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => Err(Error::storage(&path, e)),
-        }
+    /// Takes the publisher lock if nobody holds it, and with it the
+    /// publisher lease (a new epoch). On SQLite the lock is
+    /// `DATA_DIR/publisher.lock`, an OS file lock; on PostgreSQL a session
+    /// advisory lock on a connection of its own. Either is released when
+    /// the process dies, so a standby worker takes over within its next poll.
+    pub async fn try_lock_publisher(&self, holder: &str) -> Result<Option<PublisherLock>> {
+        let held = match self.inner.store.engine() {
+            crate::store::Engine::Sqlite => {
+                let path = self.inner.data_dir.join("publisher.lock");
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| Error::storage(&path, e))?;
+                match file.try_lock() {
+                    Ok(()) => HeldLock::File(file),
+                    Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+                    Err(std::fs::TryLockError::Error(e)) => return Err(Error::storage(&path, e)),
+                }
+            }
+            crate::store::Engine::Postgres => {
+                let mut conn = self.inner.store.dedicated_connection().await?;
+                let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                    .bind(PUBLISHER_ADVISORY_LOCK)
+                    .fetch_one(&mut conn)
+                    .await?;
+                if !locked {
+                    return Ok(None);
+                }
+                HeldLock::Postgres(conn)
+            }
+        };
+        let epoch = self.inner.store.claim_publisher(holder).await?;
+        Ok(Some(PublisherLock { held, epoch }))
     }
 
     /// Wakes the publisher (after a change made outside the API, e.g. an import).
@@ -738,31 +834,63 @@ impl Repository {
         self.inner.wake.notify_one();
     }
 
-    /// Runs the publisher until the process ends: bootstrap when one is
-    /// pending, then every pending change and every role due for re-signing.
-    /// Errors are logged and retried after a pause, with versions reconciled
-    /// against storage again.
+    /// Runs the publisher until the process ends. It waits for the
+    /// publisher lock (a standby worker waits here), then publishes: the
+    /// bootstrap when one is pending, every pending change, every role due
+    /// for re-signing. Errors are logged and retried after a pause, with
+    /// versions reconciled against storage again; losing the lock (the
+    /// database went away, or another worker took over) drops everything
+    /// prepared and starts again from waiting.
     pub async fn run_publisher(self) {
-        // One publisher per data directory: hold the lock for good.
-        let _lock = loop {
-            match self.try_lock_publisher() {
-                Ok(Some(lock)) => break lock,
+        let holder = format!(
+            "{}:{}",
+            rustix::system::uname().nodename().to_string_lossy(),
+            std::process::id()
+        );
+        let mut waiting_logged = false;
+        loop {
+            let mut lock = match self.try_lock_publisher(&holder).await {
+                Ok(Some(lock)) => lock,
                 Ok(None) => {
-                    tracing::warn!("another process holds the publisher lock; waiting for it");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if !waiting_logged {
+                        tracing::info!("another process publishes; standing by");
+                        waiting_logged = true;
+                    }
+                    tokio::time::sleep(LOCK_POLL).await;
+                    continue;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot take the publisher lock; retrying");
+                    *self.inner.last_error.lock().await = Some(e.to_string());
                     tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
                 }
-            }
-        };
+            };
+            waiting_logged = false;
+            tracing::info!(epoch = lock.epoch, holder = %holder, "publisher lock taken: this process publishes");
+            self.publish_while_locked(&mut lock).await;
+            tracing::warn!(epoch = lock.epoch, "publisher lock lost: standing by");
+        }
+    }
+
+    /// Publishes until the lock is lost.
+    async fn publish_while_locked(&self, lock: &mut PublisherLock) {
         let mut publisher: Option<Publisher> = None;
         loop {
-            let worked = match self.publisher_step(&mut publisher).await {
+            if let Err(e) = lock.check().await {
+                tracing::error!(error = %e, "the publisher lock's database session failed");
+                *self.inner.last_error.lock().await = Some(e.to_string());
+                return;
+            }
+            let worked = match self.publisher_step(&mut publisher, lock.epoch).await {
                 Ok(worked) => {
                     *self.inner.last_error.lock().await = None;
                     worked
+                }
+                Err(e @ Error::NotPublisher { .. }) => {
+                    tracing::error!(error = %e, "stopping");
+                    *self.inner.last_error.lock().await = Some(e.to_string());
+                    return;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "publication failed; retrying");
@@ -773,14 +901,19 @@ impl Repository {
                 }
             };
             if !worked {
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(1), self.inner.wake.notified()).await;
+                // Changes accepted by this process wake it at once; those
+                // accepted by other processes are seen at the next poll.
+                let _ = tokio::time::timeout(CHANGE_POLL, self.inner.wake.notified()).await;
             }
         }
     }
 
     /// Publishes once if there is work. Returns whether it did something.
-    pub async fn publisher_step(&self, publisher: &mut Option<Publisher>) -> Result<bool> {
+    pub async fn publisher_step(
+        &self,
+        publisher: &mut Option<Publisher>,
+        epoch: i64,
+    ) -> Result<bool> {
         let state = self.bootstrap_state().await?;
         let Some(state) = state else {
             return Ok(false);
@@ -816,6 +949,7 @@ impl Repository {
                 settings,
                 &root.signed,
                 self.inner.clock.clone(),
+                epoch,
             )
             .await?;
             if let BootstrapState::Pending { task_id } = &state {
@@ -825,10 +959,9 @@ impl Repository {
                     task_id: task_id.clone(),
                 })
                 .map_err(|e| Error::Corrupt(e.to_string()))?;
-                self.inner.store.set_setting(BOOTSTRAP_KEY, &done).await?;
                 self.inner
                     .store
-                    .finish_task(task_id, crate::task::TaskState::Success, true, None)
+                    .finish_bootstrap(BOOTSTRAP_KEY, done, task_id)
                     .await?;
                 *publisher = Some(p);
                 return Ok(true);

@@ -81,7 +81,28 @@ impl Repository {
             .map_err(corrupt)?;
             settings.push((BOOTSTRAP_KEY, value));
         }
-        self.store().set_settings_with_task(&settings, task).await
+        // Another process may have started one at the same moment.
+        let claim = if bootstrap {
+            BOOTSTRAP_KEY
+        } else {
+            SIGNING_KEY
+        };
+        if self
+            .store()
+            .create_settings_with_task(&settings, claim, task)
+            .await?
+        {
+            Ok(())
+        } else if bootstrap {
+            Err(Error::AlreadyBootstrapped {
+                task_id: "(started by another process)".into(),
+            })
+        } else {
+            Err(Error::invalid(
+                "metadata.root",
+                "another root is waiting for signatures",
+            ))
+        }
     }
 
     /// `POST /api/v1/metadata/sign`: `{role: "root", signature: {keyid, sig}}`.

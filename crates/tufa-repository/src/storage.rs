@@ -1,5 +1,6 @@
-//! Where published metadata lives: a directory (the default), written so
-//! that a reader never sees a half state and a crash never publishes one.
+//! Where published metadata lives: a directory (the default) or
+//! S3-compatible object storage, written so that a reader never sees a half
+//! state and a crash never publishes one.
 //!
 //! Every file but `timestamp.json` is written once as `{version}.{role}.json`
 //! under a temporary name, made durable, then renamed into place; the caller
@@ -9,10 +10,285 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+
+/// Object uploads in flight at once during a publication.
+const OBJECT_PUT_CONCURRENCY: usize = 32;
+
+/// Where the published metadata lives.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// A directory (the embedded default: `DATA_DIR/metadata`).
+    Directory(DirectoryStorage),
+    /// S3-compatible object storage.
+    Object(ObjectStorage),
+}
+
+impl Storage {
+    /// Opens storage from `--storage`: `s3://BUCKET[/PREFIX][?endpoint=URL&region=R&allow_http=true]`
+    /// (credentials from the usual AWS_* variables), `file:///DIR` or a
+    /// directory path; `None` means `DATA_DIR/metadata`.
+    pub fn open(spec: Option<&str>, data_dir: &Path) -> Result<Storage> {
+        match spec {
+            None | Some("") => Ok(Storage::Directory(DirectoryStorage::open(
+                data_dir.join("metadata"),
+            )?)),
+            Some(s) if s.starts_with("s3://") => Ok(Storage::Object(ObjectStorage::open_s3(s)?)),
+            Some(s) => {
+                let dir = s.strip_prefix("file://").unwrap_or(s);
+                Ok(Storage::Directory(DirectoryStorage::open(dir)?))
+            }
+        }
+    }
+
+    /// The directory, when storage is one.
+    pub fn directory(&self) -> Option<&DirectoryStorage> {
+        match self {
+            Storage::Directory(d) => Some(d),
+            Storage::Object(_) => None,
+        }
+    }
+
+    /// Where storage is, for messages (no credentials).
+    pub fn describe(&self) -> String {
+        match self {
+            Storage::Directory(d) => d.dir().display().to_string(),
+            Storage::Object(o) => o.describe(),
+        }
+    }
+
+    /// Reads a published file, `None` when it does not exist.
+    pub async fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        match self {
+            Storage::Directory(d) => {
+                let d = d.clone();
+                let name = name.to_string();
+                tokio::task::spawn_blocking(move || d.read(&name))
+                    .await
+                    .map_err(|e| Error::Corrupt(format!("storage task failed: {e}")))?
+            }
+            Storage::Object(o) => o.read(name).await,
+        }
+    }
+
+    /// Whether a published file exists.
+    pub async fn exists(&self, name: &str) -> Result<bool> {
+        match self {
+            Storage::Directory(d) => Ok(d.path(name).is_file()),
+            Storage::Object(o) => o.exists(name).await,
+        }
+    }
+
+    /// Uploads files that [`Storage::write_or_keep`] kept for the object
+    /// store (a directory wrote them already); then all of `names` are made
+    /// durable. Nothing may name them before this returns.
+    pub async fn finish_files(
+        &self,
+        kept: Vec<(String, Vec<u8>)>,
+        names: Vec<String>,
+    ) -> Result<()> {
+        match self {
+            Storage::Directory(d) => {
+                let d = d.clone();
+                tokio::task::spawn_blocking(move || d.sync_files(&names))
+                    .await
+                    .map_err(|e| Error::Corrupt(format!("sync task failed: {e}")))?
+            }
+            // An object store's PUT is durable when it answers.
+            Storage::Object(o) => o.put_many(kept).await,
+        }
+    }
+
+    /// Called on a signing thread: a directory writes the file now (not yet
+    /// durable); an object store gets it back to upload with the others.
+    pub fn write_or_keep(&self, name: &str, bytes: Vec<u8>) -> Result<Option<(String, Vec<u8>)>> {
+        match self {
+            Storage::Directory(d) => d.write(name, &bytes).map(|()| None),
+            Storage::Object(_) => Ok(Some((name.to_string(), bytes))),
+        }
+    }
+
+    /// Writes a file durably, replacing any earlier one: only for `timestamp.json`.
+    pub async fn write_durable(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        match self {
+            Storage::Directory(d) => {
+                let d = d.clone();
+                let name = name.to_string();
+                tokio::task::spawn_blocking(move || d.write_durable(&name, &bytes))
+                    .await
+                    .map_err(|e| Error::Corrupt(format!("storage task failed: {e}")))?
+            }
+            Storage::Object(o) => o.put(name, bytes, PutMode::Overwrite).await,
+        }
+    }
+
+    /// Writes a file durably that must never change once published (a
+    /// snapshot or a root): refused if a different file of that name exists;
+    /// the same bytes again are fine (a publication retried after a crash).
+    pub async fn write_once(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        match self {
+            Storage::Directory(d) => {
+                let d = d.clone();
+                let name = name.to_string();
+                tokio::task::spawn_blocking(move || d.write_once(&name, &bytes))
+                    .await
+                    .map_err(|e| Error::Corrupt(format!("storage task failed: {e}")))?
+            }
+            Storage::Object(o) => match o.put(name, bytes.clone(), PutMode::Create).await {
+                Err(Error::AlreadyPublished { .. }) => {
+                    if o.read(name).await?.as_deref() == Some(&bytes[..]) {
+                        Ok(())
+                    } else {
+                        Err(Error::AlreadyPublished {
+                            name: name.to_string(),
+                        })
+                    }
+                }
+                other => other,
+            },
+        }
+    }
+}
+
+/// Published metadata in an S3-compatible bucket, under a prefix.
+#[derive(Debug, Clone)]
+pub struct ObjectStorage {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    described: String,
+}
+
+impl ObjectStorage {
+    /// Opens `s3://BUCKET[/PREFIX][?endpoint=URL&region=R&allow_http=true&conditional_put=etag|disabled]`.
+    pub fn open_s3(spec: &str) -> Result<ObjectStorage> {
+        let invalid = |reason: String| Error::invalid("storage", reason);
+        let url = url::Url::parse(spec).map_err(|e| invalid(format!("{spec:?}: {e}")))?;
+        let bucket = url
+            .host_str()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| invalid(format!("{spec:?} names no bucket")))?;
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        for (key, value) in url.query_pairs() {
+            builder = match key.as_ref() {
+                "endpoint" => {
+                    let http = value.starts_with("http://");
+                    builder.with_endpoint(value.as_ref()).with_allow_http(http)
+                }
+                "region" => builder.with_region(value.as_ref()),
+                "allow_http" => builder.with_allow_http(value == "true"),
+                "conditional_put" => {
+                    match value.as_ref() {
+                        "etag" => builder
+                            .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch),
+                        "disabled" => builder
+                            .with_conditional_put(object_store::aws::S3ConditionalPut::Disabled),
+                        other => {
+                            return Err(invalid(format!(
+                                "conditional_put must be etag or disabled, not {other:?}"
+                            )));
+                        }
+                    }
+                }
+                other => {
+                    return Err(invalid(format!(
+                        "unknown option {other:?} (endpoint, region, allow_http, conditional_put)"
+                    )));
+                }
+            };
+        }
+        let store = builder
+            .build()
+            .map_err(|e| invalid(format!("{}: {e}", Self::describe_url(&url))))?;
+        let prefix = url.path().trim_matches('/').to_string();
+        Ok(ObjectStorage {
+            store: Arc::new(store),
+            prefix,
+            described: Self::describe_url(&url),
+        })
+    }
+
+    fn describe_url(url: &url::Url) -> String {
+        let mut shown = url.clone();
+        shown.set_query(None);
+        let _ = shown.set_password(None);
+        shown.to_string()
+    }
+
+    pub fn describe(&self) -> String {
+        self.described.clone()
+    }
+
+    fn location(&self, name: &str) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from(name)
+        } else {
+            ObjectPath::from(format!("{}/{name}", self.prefix))
+        }
+    }
+
+    fn error(&self, name: &str, e: object_store::Error) -> Error {
+        match e {
+            object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. } => Error::AlreadyPublished {
+                name: name.to_string(),
+            },
+            e => Error::ObjectStorage {
+                name: format!("{}/{name}", self.described.trim_end_matches('/')),
+                reason: e.to_string(),
+            },
+        }
+    }
+
+    async fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        match self.store.get(&self.location(name)).await {
+            Ok(result) => Ok(Some(
+                result
+                    .bytes()
+                    .await
+                    .map_err(|e| self.error(name, e))?
+                    .to_vec(),
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error(name, e)),
+        }
+    }
+
+    async fn exists(&self, name: &str) -> Result<bool> {
+        match self.store.head(&self.location(name)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.error(name, e)),
+        }
+    }
+
+    async fn put(&self, name: &str, bytes: Vec<u8>, mode: PutMode) -> Result<()> {
+        let options = PutOptions {
+            mode,
+            ..PutOptions::default()
+        };
+        self.store
+            .put_opts(&self.location(name), PutPayload::from(bytes), options)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(name, e))
+    }
+
+    async fn put_many(&self, files: Vec<(String, Vec<u8>)>) -> Result<()> {
+        use futures_util::stream::{StreamExt, TryStreamExt};
+        futures_util::stream::iter(files)
+            .map(|(name, bytes)| async move { self.put(&name, bytes, PutMode::Overwrite).await })
+            .buffer_unordered(OBJECT_PUT_CONCURRENCY)
+            .try_collect::<()>()
+            .await
+    }
+}
 
 /// Above this many files (a bootstrap, or re-signing every bin), one
 /// `syncfs` replaces per-file fsyncs. Ordinary publications keep per-file
@@ -56,6 +332,33 @@ impl DirectoryStorage {
         file.write_all(bytes).map_err(|e| Error::storage(&tmp, e))?;
         drop(file);
         fs::rename(&tmp, &path).map_err(|e| Error::storage(&path, e))
+    }
+
+    /// Writes a file that must never change once written: durable, and
+    /// refused if a different file of that name exists (see [`Storage::write_once`]).
+    pub fn write_once(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.dir.join(name);
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let mut file = File::create(&tmp).map_err(|e| Error::storage(&tmp, e))?;
+        file.write_all(bytes).map_err(|e| Error::storage(&tmp, e))?;
+        file.sync_all().map_err(|e| Error::storage(&tmp, e))?;
+        drop(file);
+        // A hard link, unlike a rename, fails rather than replace.
+        let linked = fs::hard_link(&tmp, &path);
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => self.sync_dir(),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if fs::read(&path).map_err(|e| Error::storage(&path, e))? == bytes {
+                    Ok(())
+                } else {
+                    Err(Error::AlreadyPublished {
+                        name: name.to_string(),
+                    })
+                }
+            }
+            Err(e) => Err(Error::storage(&path, e)),
+        }
     }
 
     /// Writes and fsyncs one file, then the directory: for the timestamp,

@@ -10,18 +10,29 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor, Row};
 
 use crate::error::{Error, Result};
 use crate::task::{Task, TaskState};
 
-/// The SQLite state store.
-#[derive(Debug, Clone)]
-pub struct Store {
-    pool: SqlitePool,
+/// The database engine behind a [`Store`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Engine {
+    /// SQLite in the data directory: the embedded default.
+    Sqlite,
+    /// PostgreSQL: many API processes and workers share it.
+    Postgres,
 }
 
+/// The state store. One SQL dialect serves both engines: `$N` placeholders,
+/// `ON CONFLICT`, `RETURNING`; only the migrations differ.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    engine: Engine,
+}
 /// A new artifact version to record.
 #[derive(Debug, Clone)]
 pub struct ArtifactChange {
@@ -62,6 +73,33 @@ pub struct RoleVersion {
     pub expires: i64,
 }
 
+/// `$start, $start+1, ...`: `count` numbered placeholders.
+pub(crate) fn placeholders(start: usize, count: usize) -> String {
+    (start..start + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A database URL with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
 fn now() -> i64 {
     tufa_metadata::UtcTime::now().unix()
 }
@@ -69,27 +107,95 @@ fn now() -> i64 {
 impl Store {
     /// Opens (creating and migrating) the SQLite database at `path`.
     pub async fn open_sqlite(path: &Path) -> Result<Store> {
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // Durable commits: an accepted artifact survives a power cut.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("migrations/sqlite")
-            .run(&pool)
+        Store::open(&format!("sqlite://{}", path.display())).await
+    }
+
+    /// Opens the database a URL names (`sqlite://PATH` or
+    /// `postgres://USER@HOST/DB`) and runs any migration not yet applied.
+    pub async fn open(url: &str) -> Result<Store> {
+        let store = Store::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens without migrating (`tufa db migrate` and `open` migrate).
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let engine = if url.starts_with("sqlite:") {
+            Engine::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Engine::Postgres
+        } else {
+            return Err(Error::invalid(
+                "database-url",
+                format!(
+                    "{:?} is neither sqlite://PATH nor postgres://...",
+                    redact_url(url)
+                ),
+            ));
+        };
+        let pool = match engine {
+            Engine::Sqlite => {
+                let url = if url.contains('?') {
+                    url.to_string()
+                } else {
+                    format!("{url}?mode=rwc")
+                };
+                let options = AnyConnectOptions::from_str(&url)?;
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // WAL: readers never wait for the publisher;
+                            // synchronous=FULL: an accepted artifact survives a power cut.
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?
+            }
+            Engine::Postgres => {
+                let options = AnyConnectOptions::from_str(url)?;
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await?
+            }
+        };
+        Ok(Store { pool, engine })
+    }
+
+    /// Applies every migration not yet applied; returns how many there are in all.
+    pub async fn migrate(&self) -> Result<usize> {
+        let migrator = match self.engine {
+            Engine::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Engine::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
+        migrator
+            .run(&self.pool)
             .await
             .map_err(|e| Error::Corrupt(format!("migrating the database: {e}")))?;
-        Ok(Store { pool })
+        Ok(migrator.iter().count())
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// The connection pool, for the modules that keep their own tables (the index).
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// A setting, parsed from JSON.
     pub async fn setting<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        let row = sqlx::query("SELECT value FROM settings WHERE key = ?")
+        let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;
@@ -107,7 +213,7 @@ impl Store {
     /// Stores a setting as JSON.
     pub async fn set_setting<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
         let text = serde_json::to_string(value).map_err(|e| Error::Corrupt(e.to_string()))?;
-        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
             .bind(key)
             .bind(text)
             .execute(&self.pool)
@@ -117,7 +223,7 @@ impl Store {
 
     /// Deletes a setting.
     pub async fn delete_setting(&self, key: &str) -> Result<()> {
-        sqlx::query("DELETE FROM settings WHERE key = ?")
+        sqlx::query("DELETE FROM settings WHERE key = $1")
             .bind(key)
             .execute(&self.pool)
             .await?;
@@ -135,7 +241,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for (key, value) in settings {
             sqlx::query(
-                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             )
             .bind(*key)
             .bind(value.to_string())
@@ -143,7 +249,7 @@ impl Store {
             .await?;
         }
         if let Some(key) = delete {
-            sqlx::query("DELETE FROM settings WHERE key = ?")
+            sqlx::query("DELETE FROM settings WHERE key = $1")
                 .bind(key)
                 .execute(&mut *tx)
                 .await?;
@@ -153,6 +259,39 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Stores settings and a task in one transaction, where the setting
+    /// `claim` must not exist yet: the one way to start something only one
+    /// process may start (a bootstrap, a root update). `Ok(false)` when it
+    /// exists already, and nothing is changed.
+    pub async fn create_settings_with_task(
+        &self,
+        settings: &[(&str, Value)],
+        claim: &str,
+        task: &NewTask,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        for (key, value) in settings {
+            let sql = if *key == claim {
+                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING"
+            } else {
+                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            };
+            let done = sqlx::query(sql)
+                .bind(*key)
+                .bind(value.to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if done == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+        }
+        insert_task(&mut tx, task, None).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Stores settings and deletes one, atomically: the end of a root update.
@@ -197,7 +336,10 @@ impl Store {
                 .try_get("last")?;
         // Multi-row statements: one round trip per 400 changes, not per change.
         for chunk in changes.chunks(400) {
-            let rows = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let rows = (0..chunk.len())
+                .map(|i| format!("({})", placeholders(5 * i + 1, 5)))
+                .collect::<Vec<_>>()
+                .join(", ");
             let sql = format!(
                 "INSERT INTO artifacts (path, bin, info, change_seq, staged) VALUES {rows}
                  ON CONFLICT (path) DO UPDATE SET info = excluded.info, change_seq = excluded.change_seq,
@@ -210,7 +352,7 @@ impl Store {
                     .bind(i64::from(change.bin))
                     .bind(&change.info)
                     .bind(seq)
-                    .bind(staged);
+                    .bind(i64::from(staged));
             }
             query.execute(&mut *tx).await?;
         }
@@ -223,9 +365,9 @@ impl Store {
     pub async fn present_paths(&self, paths: &[String]) -> Result<BTreeSet<String>> {
         let mut present = BTreeSet::new();
         for chunk in paths.chunks(500) {
-            let placeholders = vec!["?"; chunk.len()].join(",");
             let sql = format!(
-                "SELECT path FROM artifacts WHERE info IS NOT NULL AND path IN ({placeholders})"
+                "SELECT path FROM artifacts WHERE info IS NOT NULL AND path IN ({})",
+                placeholders(1, chunk.len())
             );
             let mut query = sqlx::query(&sql);
             for p in chunk {
@@ -246,7 +388,7 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get("last")?;
-        sqlx::query("UPDATE artifacts SET staged = 0, change_seq = ? WHERE staged = 1 AND change_seq > published_seq")
+        sqlx::query("UPDATE artifacts SET staged = 0, change_seq = $1 WHERE staged = 1 AND change_seq > published_seq")
             .bind(seq)
             .execute(&mut *tx)
             .await?;
@@ -279,7 +421,7 @@ impl Store {
             .await?
             .try_get("last")?;
         let rows = sqlx::query(
-            "SELECT DISTINCT bin FROM artifacts WHERE change_seq > published_seq AND staged = 0 AND change_seq <= ?",
+            "SELECT DISTINCT bin FROM artifacts WHERE change_seq > published_seq AND staged = 0 AND change_seq <= $1",
         )
         .bind(max_seq)
         .fetch_all(&mut *tx)
@@ -292,13 +434,13 @@ impl Store {
             );
         }
         let changes: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM artifacts WHERE change_seq > published_seq AND staged = 0 AND change_seq <= ?",
+            "SELECT COUNT(*) AS n FROM artifacts WHERE change_seq > published_seq AND staged = 0 AND change_seq <= $1",
         )
         .bind(max_seq)
         .fetch_one(&mut *tx)
         .await?
         .try_get("n")?;
-        let tasks: i64 = sqlx::query("SELECT COUNT(*) AS n FROM tasks WHERE state = 'PENDING' AND seq IS NOT NULL AND seq <= ?")
+        let tasks: i64 = sqlx::query("SELECT COUNT(*) AS n FROM tasks WHERE state = 'PENDING' AND seq IS NOT NULL AND seq <= $1")
             .bind(max_seq)
             .fetch_one(&mut *tx)
             .await?
@@ -322,10 +464,10 @@ impl Store {
         let mut out: BTreeMap<u32, Vec<(String, String)>> =
             bins.iter().map(|&b| (b, Vec::new())).collect();
         for chunk in bins.chunks(500) {
-            let placeholders = vec!["?"; chunk.len()].join(",");
             let sql = format!(
-                "SELECT path, bin, CASE WHEN staged = 0 AND change_seq <= ? THEN info ELSE published_info END AS live
-                 FROM artifacts WHERE bin IN ({placeholders})"
+                "SELECT path, bin, CASE WHEN staged = 0 AND change_seq <= $1 THEN info ELSE published_info END AS live
+                 FROM artifacts WHERE bin IN ({})",
+                placeholders(2, chunk.len())
             );
             let mut query = sqlx::query(&sql).bind(max_seq);
             for &b in chunk {
@@ -345,17 +487,97 @@ impl Store {
         Ok(out)
     }
 
+    /// A connection of its own, outside the pool (the publisher lock's session).
+    pub async fn dedicated_connection(&self) -> Result<sqlx::AnyConnection> {
+        Ok(self.pool.acquire().await?.detach())
+    }
+
+    /// Records a finished bootstrap: its state and its task, together.
+    pub async fn finish_bootstrap(&self, key: &str, state: Value, task_id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(state.to_string())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE tasks SET state = 'SUCCESS', status = 1, updated = $1 WHERE id = $2")
+            .bind(now())
+            .bind(task_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Takes over publishing: raises the publisher epoch and returns it.
+    /// Call only while holding the publisher lock.
+    pub async fn claim_publisher(&self, holder: &str) -> Result<i64> {
+        Ok(sqlx::query(
+            "UPDATE publisher SET epoch = epoch + 1, holder = $1, since = $2 WHERE id = 1 RETURNING epoch",
+        )
+        .bind(holder)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("epoch")?)
+    }
+
+    /// Who publishes now: (epoch, holder, since).
+    pub async fn publisher_holder(&self) -> Result<(i64, String, i64)> {
+        let row = sqlx::query("SELECT epoch, holder, since FROM publisher WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((
+            row.try_get("epoch")?,
+            row.try_get("holder")?,
+            row.try_get("since")?,
+        ))
+    }
+
+    /// Fails with [`Error::NotPublisher`] unless `epoch` is still current.
+    pub async fn check_publisher(&self, epoch: i64) -> Result<()> {
+        let current: i64 = sqlx::query("SELECT epoch FROM publisher WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("epoch")?;
+        if current == epoch {
+            Ok(())
+        } else {
+            Err(Error::NotPublisher {
+                ours: epoch,
+                current,
+            })
+        }
+    }
+
     /// Records a publication: new role versions, changes up to `max_seq`
-    /// published, their tasks succeeded.
+    /// published, their tasks succeeded. Only while `epoch` is current: the
+    /// row lock taken first makes a concurrent takeover wait for, or void, this.
     pub async fn finish_publication(
         &self,
         max_seq: i64,
         roles: &[(String, RoleVersion)],
+        epoch: i64,
     ) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
+        let fenced = sqlx::query("UPDATE publisher SET since = since WHERE id = 1 AND epoch = $1")
+            .bind(epoch)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if fenced != 1 {
+            drop(tx);
+            let (current, _, _) = self.publisher_holder().await?;
+            return Err(Error::NotPublisher {
+                ours: epoch,
+                current,
+            });
+        }
         for (name, role) in roles {
             sqlx::query(
-                "INSERT INTO roles (name, version, expires) VALUES (?, ?, ?)
+                "INSERT INTO roles (name, version, expires) VALUES ($1, $2, $3)
                  ON CONFLICT (name) DO UPDATE SET version = excluded.version, expires = excluded.expires",
             )
             .bind(name)
@@ -366,13 +588,13 @@ impl Store {
         }
         sqlx::query(
             "UPDATE artifacts SET published_info = info, published_seq = change_seq
-             WHERE change_seq > published_seq AND staged = 0 AND change_seq <= ?",
+             WHERE change_seq > published_seq AND staged = 0 AND change_seq <= $1",
         )
         .bind(max_seq)
         .execute(&mut *tx)
         .await?;
         let done = sqlx::query(
-            "UPDATE tasks SET state = 'SUCCESS', status = 1, updated = ? WHERE state = 'PENDING' AND seq IS NOT NULL AND seq <= ?",
+            "UPDATE tasks SET state = 'SUCCESS', status = 1, updated = $1 WHERE state = 'PENDING' AND seq IS NOT NULL AND seq <= $2",
         )
         .bind(now())
         .bind(max_seq)
@@ -391,14 +613,16 @@ impl Store {
         status: bool,
         error: Option<&str>,
     ) -> Result<()> {
-        sqlx::query("UPDATE tasks SET state = ?, status = ?, error = ?, updated = ? WHERE id = ?")
-            .bind(state.as_str())
-            .bind(status)
-            .bind(error)
-            .bind(now())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE tasks SET state = $1, status = $2, error = $3, updated = $4 WHERE id = $5",
+        )
+        .bind(state.as_str())
+        .bind(i64::from(status))
+        .bind(error)
+        .bind(now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -423,7 +647,7 @@ impl Store {
 
     /// One task.
     pub async fn task(&self, id: &str) -> Result<Option<Task>> {
-        let row = sqlx::query("SELECT * FROM tasks WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM tasks WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -435,14 +659,14 @@ impl Store {
         let rows =
             match state {
                 Some(s) => sqlx::query(
-                    "SELECT * FROM tasks WHERE state = ? ORDER BY created DESC, rowid DESC LIMIT ?",
+                    "SELECT * FROM tasks WHERE state = $1 ORDER BY created DESC, ord DESC LIMIT $2",
                 )
                 .bind(s)
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?,
                 None => {
-                    sqlx::query("SELECT * FROM tasks ORDER BY created DESC, rowid DESC LIMIT ?")
+                    sqlx::query("SELECT * FROM tasks ORDER BY created DESC, ord DESC LIMIT $1")
                         .bind(i64::from(limit))
                         .fetch_all(&self.pool)
                         .await?
@@ -478,7 +702,7 @@ impl Store {
 }
 
 async fn insert_task(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     task: &NewTask,
     seq: Option<i64>,
 ) -> Result<()> {
@@ -490,13 +714,13 @@ async fn insert_task(
     };
     sqlx::query(
         "INSERT INTO tasks (id, kind, state, seq, status, message, details, created, updated)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&task.id)
     .bind(task.kind)
     .bind(state)
     .bind(if task.done { None } else { seq })
-    .bind(status)
+    .bind(status.map(i64::from))
     .bind(&task.message)
     .bind(task.details.to_string())
     .bind(t)
@@ -506,7 +730,7 @@ async fn insert_task(
     Ok(())
 }
 
-fn task_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Task> {
+fn task_from_row(row: &sqlx::any::AnyRow) -> Result<Task> {
     let details: Option<String> = row.try_get("details")?;
     let status: Option<i64> = row.try_get("status")?;
     Ok(Task {

@@ -28,17 +28,10 @@ async fn get_metadata(
     if !DirectoryStorage::is_metadata_name(&file) {
         return Err(not_found());
     }
-    let storage = repo.storage().clone();
-    let name = file.clone();
-    let bytes = tokio::task::spawn_blocking(move || storage.read(&name))
+    let bytes = repo
+        .storage()
+        .read(&file)
         .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal error.",
-                e.to_string(),
-            )
-        })?
         .map_err(ApiError::from)?
         .ok_or_else(not_found)?;
     // timestamp.json changes in place; every other file is written once.

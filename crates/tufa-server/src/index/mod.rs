@@ -32,9 +32,7 @@ impl IndexState {
     pub(crate) async fn get(&self, repo: &Repository) -> Result<&Index, Response> {
         self.index
             .get_or_try_init(|| async {
-                let dir = repo.storage().dir();
-                let data_dir = dir.parent().unwrap_or(dir);
-                Index::open(data_dir).await
+                Ok::<_, tufa_repository::Error>(Index::with_store(repo.store(), repo.data_dir()))
             })
             .await
             .map_err(|e| {
