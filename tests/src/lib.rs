@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod postgres;
 pub mod repo_builder;
 pub mod server;
 
@@ -84,4 +85,30 @@ pub fn tufa_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// Every target path the live metadata in a consistent-snapshot directory
+/// publishes (timestamp -> snapshot -> each targets role listed), read
+/// without verification: pair it with `tufa verify`.
+pub fn published_targets(metadata_dir: &Path) -> std::collections::BTreeSet<String> {
+    use tufa_metadata::{Metadata, Snapshot, Targets, Timestamp};
+    let read = |name: &str| {
+        std::fs::read(metadata_dir.join(name))
+            .unwrap_or_else(|e| panic!("{}: {e}", metadata_dir.join(name).display()))
+    };
+    let timestamp = Metadata::<Timestamp>::from_slice(&read("timestamp.json"))
+        .expect("timestamp.json parses")
+        .signed;
+    let version = timestamp.snapshot_meta().expect("snapshot meta").version;
+    let snapshot = Metadata::<Snapshot>::from_slice(&read(&format!("{version}.snapshot.json")))
+        .expect("snapshot parses")
+        .signed;
+    let mut paths = std::collections::BTreeSet::new();
+    for (file, meta) in &snapshot.meta {
+        let targets = Metadata::<Targets>::from_slice(&read(&format!("{}.{file}", meta.version)))
+            .expect("targets role parses")
+            .signed;
+        paths.extend(targets.targets.into_keys());
+    }
+    paths
 }

@@ -3,8 +3,11 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::postgres::Postgres;
 use crate::tufa_bin;
 
 /// A `tufa serve` process, killed on drop.
@@ -14,6 +17,15 @@ pub struct Server {
     /// `http://127.0.0.1:PORT`
     pub base_url: String,
     pub data_dir: PathBuf,
+    /// The PostgreSQL server of this test when `TUFA_TEST_ENGINE=postgres`
+    /// (dropped after the service, which the field order guarantees).
+    pub postgres: Option<Postgres>,
+}
+
+/// The engine the service tests run on: `TUFA_TEST_ENGINE=postgres` runs
+/// them on a PostgreSQL server of their own; SQLite otherwise.
+pub fn test_engine_is_postgres() -> bool {
+    std::env::var("TUFA_TEST_ENGINE").is_ok_and(|e| e == "postgres")
 }
 
 impl Server {
@@ -26,11 +38,19 @@ impl Server {
     /// As [`Server::start`], also returning what the server printed before
     /// it listened (with `--dev` on an empty directory: the upload token).
     pub fn start_capturing(data_dir: &Path, args: &[&str]) -> (Server, Vec<String>) {
-        let mut child = Command::new(tufa_bin())
+        let postgres = (test_engine_is_postgres()
+            && !args.iter().any(|a| a.starts_with("--database-url")))
+        .then(Postgres::start);
+        let mut command = Command::new(tufa_bin());
+        command
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0"]);
+        if let Some(pg) = &postgres {
+            command.arg("--database-url").arg(pg.url());
+        }
+        let mut child = command
             .args(args)
             .env("TUFA_LOG", "warn")
             .stdout(Stdio::null())
@@ -57,10 +77,15 @@ impl Server {
             child,
             base_url,
             data_dir: data_dir.to_path_buf(),
+            postgres,
         };
         if args.contains(&"--dev") {
-            server.wait_for_file("timestamp.json", Duration::from_secs(120));
-            server.wait_bootstrapped(Duration::from_secs(60));
+            // With --no-publisher a worker publishes the bootstrap, and
+            // object storage has no file to wait for: ask the API only.
+            if !args.iter().any(|a| a.starts_with("--storage")) {
+                server.wait_for_file("timestamp.json", Duration::from_secs(180));
+            }
+            server.wait_bootstrapped(Duration::from_secs(180));
         }
         (server, seen)
     }
@@ -128,6 +153,84 @@ impl Server {
 }
 
 impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `tufa worker` process, killed on drop. It knows from its log whether
+/// it holds the publisher lock.
+#[derive(Debug)]
+pub struct Worker {
+    child: Child,
+    leading: Arc<AtomicBool>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Worker {
+    /// Starts `tufa worker --data-dir DIR ARGS...`.
+    pub fn start(data_dir: &Path, args: &[&str]) -> Worker {
+        let mut child = Command::new(tufa_bin())
+            .arg("worker")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .env("TUFA_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tufa worker");
+        let stderr = child.stderr.take().expect("stderr");
+        let leading = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        {
+            let leading = Arc::clone(&leading);
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if line.contains("publisher lock taken") {
+                        leading.store(true, Ordering::SeqCst);
+                    } else if line.contains("publisher lock lost") {
+                        leading.store(false, Ordering::SeqCst);
+                    }
+                    if let Ok(mut log) = log.lock() {
+                        log.push(line);
+                    }
+                }
+            });
+        }
+        Worker {
+            child,
+            leading,
+            log,
+        }
+    }
+
+    /// Whether this worker said it publishes (and has not said it stopped).
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(Ordering::SeqCst)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the worker logged so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// SIGKILLs the worker and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.leading.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Worker {
     fn drop(&mut self) {
         self.kill();
     }

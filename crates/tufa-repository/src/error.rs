@@ -65,6 +65,25 @@ impl Error {
         }
     }
 
+    /// True when the failure is the state store or object storage being
+    /// unreachable for now (a restart, a lost connection): worth a retry,
+    /// answered 503 rather than 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Error::Database(e) => match e {
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                    // 08: connection exception; 57P0x: the server is shutting
+                    // down or starting; 53300: too many connections.
+                    code.starts_with("08") || code.starts_with("57P") || code == "53300"
+                }),
+                _ => false,
+            },
+            Error::ObjectStorage { .. } => true,
+            _ => false,
+        }
+    }
+
     pub(crate) fn storage(path: &std::path::Path, source: std::io::Error) -> Self {
         Error::Storage {
             path: path.display().to_string(),

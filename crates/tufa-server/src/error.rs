@@ -60,6 +60,14 @@ impl From<Error> for ApiError {
                 "Task not accepted.",
                 reason,
             ),
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "state store or storage unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Service unavailable.",
+                    "the state store or metadata storage is unreachable for now; retry shortly",
+                )
+            }
             other => {
                 tracing::error!(error = %other, "internal error");
                 ApiError::new(

@@ -1,0 +1,227 @@
+//! The service on PostgreSQL: a real server started by the test on
+//! 127.0.0.1, the same API and publisher as on SQLite, ngclient and
+//! `tufa verify` on what it publishes, and PostgreSQL restarting under it.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tufa_tests::postgres::Postgres;
+use tufa_tests::server::{Server, Worker};
+use tufa_tests::{published_targets, run_python, tufa_bin};
+
+fn verify_clean(metadata: &std::path::Path) {
+    let out = Command::new(tufa_bin())
+        .arg("verify")
+        .arg(metadata)
+        .output()
+        .expect("run tufa verify");
+    assert!(
+        out.status.success(),
+        "tufa verify failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("ok "))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A small HTTP/1.0 client: (status, body).
+fn http(base: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return (0, String::new());
+    };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let body = body.unwrap_or("");
+    let request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    if stream.write_all(request.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn add_artifact(base: &str, i: usize) -> (u16, String) {
+    let body = format!(
+        r#"{{"artifacts":[{{"path":"packages/p{i}/p{i}-1.0.tar.gz","info":{{"length":{i},"hashes":{{"sha256":"{:064x}"}}}}}}]}}"#,
+        i
+    );
+    http(base, "POST", "/api/v1/artifacts/", Some(&body))
+}
+
+fn task_state(base: &str, task_id: &str) -> Option<String> {
+    let (status, body) = http(
+        base,
+        "GET",
+        &format!("/api/v1/task/?task_id={task_id}"),
+        None,
+    );
+    if status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["data"]["state"].as_str().map(String::from)
+}
+
+fn task_id(body: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    v["data"]["task_id"].as_str().unwrap().to_string()
+}
+
+fn wait_success(base: &str, ids: &[String], timeout: Duration) {
+    let start = Instant::now();
+    for id in ids {
+        loop {
+            match task_state(base, id).as_deref() {
+                Some("SUCCESS") => break,
+                Some("FAILURE" | "ERRORED" | "REVOKED" | "REJECTED") => panic!("task {id} failed"),
+                _ => {}
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "task {id} not done in {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The whole API on PostgreSQL: artifacts added in concurrent requests and
+/// removed, ngclient finding exactly what should be there, `tufa verify`
+/// clean; `tufa db migrate` on the live database is a no-op.
+#[test]
+fn serve_on_postgres_publishes_what_ngclient_verifies() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = pg.url();
+    let mut server = Server::start(
+        dir.path(),
+        &["--dev", "--dev-bins", "256", "--database-url", &url],
+    );
+    assert!(
+        !dir.path().join("tufa.db").exists(),
+        "state must be in PostgreSQL, not SQLite"
+    );
+    let root = server.metadata_dir().join("1.root.json");
+    let out = run_python(
+        "e2e_artifacts.py",
+        &[
+            server.base_url.as_ref(),
+            root.as_os_str(),
+            "--count".as_ref(),
+            "2000".as_ref(),
+            "--requests".as_ref(),
+            "40".as_ref(),
+            "--remove".as_ref(),
+            "200".as_ref(),
+        ],
+    );
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    let migrate = Command::new(tufa_bin())
+        .args(["db", "migrate", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    assert!(String::from_utf8_lossy(&migrate.stdout).contains("schema up to date"));
+    server.kill();
+    verify_clean(&server.metadata_dir());
+}
+
+/// PostgreSQL restarting under a running API process and worker: requests
+/// made while it is down get a 503 with a JSON reason (never a 500 or a
+/// hang), the worker gets its lock back, and everything accepted before
+/// and after is published.
+#[test]
+fn postgres_restart_is_survived() {
+    let mut pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = pg.url();
+    let _worker = Worker::start(dir.path(), &["--database-url", &url]);
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--dev",
+            "--dev-bins",
+            "64",
+            "--no-publisher",
+            "--database-url",
+            &url,
+        ],
+    );
+    let base = server.base_url.clone();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let (status, body) = add_artifact(&base, i);
+        assert_eq!(status, 202, "{body}");
+        ids.push(task_id(&body));
+    }
+    wait_success(&base, &ids, Duration::from_secs(60));
+
+    pg.kill();
+    let (status, body) = add_artifact(&base, 1000);
+    assert_eq!(status, 503, "while PostgreSQL is down: {status} {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        v["detail"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{body}"
+    );
+    pg.restart();
+
+    // Accepted again once PostgreSQL is back (the pool reconnects).
+    let start = Instant::now();
+    let mut after = Vec::new();
+    for i in 20..40 {
+        loop {
+            let (status, body) = add_artifact(&base, i);
+            if status == 202 {
+                after.push(task_id(&body));
+                break;
+            }
+            assert_eq!(status, 503, "{body}");
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "API did not recover"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    wait_success(&base, &after, Duration::from_secs(90));
+    drop(server);
+    let metadata = dir.path().join("metadata");
+    verify_clean(&metadata);
+    // Every accepted artifact is in the published metadata, and the one
+    // refused while PostgreSQL was down is not.
+    let published = published_targets(&metadata);
+    for i in 0..40 {
+        let path = format!("packages/p{i}/p{i}-1.0.tar.gz");
+        assert!(published.contains(&path), "{path} not published");
+    }
+    assert!(!published.contains("packages/p1000/p1000-1.0.tar.gz"));
+}
