@@ -7,6 +7,10 @@ ngclient no longer finds them. Exits non-zero with the reason on any failure,
 and prints a JSON summary.
 
 Usage: e2e_artifacts.py BASE_URL ROOT_JSON [--count 10000] [--requests 100] [--remove 1000]
+                        [--extra-base URL ...]
+
+With --extra-base, requests are spread round-robin over BASE_URL and every
+extra API process (the scaled-out deployment).
 """
 
 import argparse
@@ -89,8 +93,10 @@ def main():
     p.add_argument("--count", type=int, default=10000)
     p.add_argument("--requests", type=int, default=100)
     p.add_argument("--remove", type=int, default=1000)
+    p.add_argument("--extra-base", action="append", default=[])
     args = p.parse_args()
     base = args.base.rstrip("/")
+    bases = [base] + [b.rstrip("/") for b in args.extra_base]
     workdir = tempfile.mkdtemp()
     started = time.time()
 
@@ -103,16 +109,17 @@ def main():
     per = (args.count + args.requests - 1) // args.requests
     chunks = [artifacts[i : i + per] for i in range(0, args.count, per)]
 
-    def post(chunk):
+    def post(numbered):
+        n, chunk = numbered
         body = {"artifacts": [{"path": p, "info": info} for p, info in chunk]}
-        status, resp = call("POST", f"{base}/api/v1/artifacts/", body)
+        status, resp = call("POST", f"{bases[n % len(bases)]}/api/v1/artifacts/", body)
         assert status == 202, (status, resp)
         assert resp["message"] == "New Artifact(s) successfully submitted.", resp
         assert resp["data"]["artifacts"] == [p for p, _ in chunk], resp
         return resp["data"]["task_id"], chunk
 
     with ThreadPoolExecutor(max_workers=args.requests) as pool:
-        submitted = list(pool.map(post, chunks))
+        submitted = list(pool.map(post, enumerate(chunks)))
     accepted_s = time.time() - started
     results = wait_tasks(base, [t for t, _ in submitted])
     published_s = time.time() - started
