@@ -71,6 +71,9 @@ def artifact(i):
     }
 
 
+METADATA_URL = None
+
+
 def updater(base, root_json, workdir):
     meta_dir = tempfile.mkdtemp(dir=workdir)
     with open(root_json, "rb") as f:
@@ -78,7 +81,7 @@ def updater(base, root_json, workdir):
     up = Updater(
         metadata_dir=meta_dir,
         bootstrap=root_bytes,
-        metadata_base_url=f"{base}/metadata/",
+        metadata_base_url=METADATA_URL or f"{base}/metadata/",
         target_base_url=f"{base}/targets/",
         config=UpdaterConfig(prefix_targets_with_hash=False),
     )
@@ -94,7 +97,10 @@ def main():
     p.add_argument("--requests", type=int, default=100)
     p.add_argument("--remove", type=int, default=1000)
     p.add_argument("--extra-base", action="append", default=[])
+    p.add_argument("--metadata-url", help="where ngclient reads metadata (default BASE/metadata/)")
     args = p.parse_args()
+    global METADATA_URL
+    METADATA_URL = args.metadata_url
     base = args.base.rstrip("/")
     bases = [base] + [b.rstrip("/") for b in args.extra_base]
     workdir = tempfile.mkdtemp()

@@ -38,6 +38,15 @@ impl Server {
     /// As [`Server::start`], also returning what the server printed before
     /// it listened (with `--dev` on an empty directory: the upload token).
     pub fn start_capturing(data_dir: &Path, args: &[&str]) -> (Server, Vec<String>) {
+        Server::start_with_env(data_dir, args, &[])
+    }
+
+    /// As [`Server::start_capturing`], with extra environment variables for the service.
+    pub fn start_with_env(
+        data_dir: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> (Server, Vec<String>) {
         let postgres = (test_engine_is_postgres()
             && !args.iter().any(|a| a.starts_with("--database-url")))
         .then(Postgres::start);
@@ -52,6 +61,7 @@ impl Server {
         }
         let mut child = command
             .args(args)
+            .envs(envs.iter().copied())
             .env("TUFA_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
