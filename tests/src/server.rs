@@ -50,6 +50,23 @@ impl Server {
         let postgres = (test_engine_is_postgres()
             && !args.iter().any(|a| a.starts_with("--database-url")))
         .then(Postgres::start);
+        Server::spawn(data_dir, args, envs, postgres)
+    }
+
+    /// Stops this server and starts another on the same data (and, on
+    /// PostgreSQL, the same database), as an operator restarting it would.
+    pub fn restart(mut self, args: &[&str]) -> (Server, Vec<String>) {
+        self.kill();
+        let postgres = self.postgres.take();
+        Server::spawn(&self.data_dir.clone(), args, &[], postgres)
+    }
+
+    fn spawn(
+        data_dir: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        postgres: Option<Postgres>,
+    ) -> (Server, Vec<String>) {
         let mut command = Command::new(tufa_bin());
         command
             .arg("serve")
@@ -98,6 +115,15 @@ impl Server {
             server.wait_bootstrapped(Duration::from_secs(180));
         }
         (server, seen)
+    }
+
+    /// Environment for `tufa` commands run against this server's state
+    /// (`tufa user`, `tufa index`): its database when not the default.
+    pub fn cli_env(&self) -> Vec<(String, String)> {
+        self.postgres
+            .iter()
+            .map(|pg| ("TUFA_DATABASE_URL".to_string(), pg.url()))
+            .collect()
     }
 
     /// The dev upload token `tufa serve --dev` printed, if any.

@@ -44,10 +44,11 @@ fn start(dir: &std::path::Path) -> (Server, String) {
     (server, token)
 }
 
-fn add_user(dir: &std::path::Path, name: &str) -> String {
+fn add_user(server: &Server, dir: &std::path::Path, name: &str) -> String {
     let out = Command::new(tufa_bin())
         .args(["user", "add", name, "--data-dir"])
         .arg(dir)
+        .envs(server.cli_env())
         .output()
         .unwrap();
     assert!(
@@ -64,8 +65,8 @@ fn add_user(dir: &std::path::Path, name: &str) -> String {
 fn twine_pip_and_ngclient_agree() {
     let dir = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let (mut server, token) = start(dir.path());
-    let other = add_user(dir.path(), "alice");
+    let (server, token) = start(dir.path());
+    let other = add_user(&server, dir.path(), "alice");
     assert!(other.starts_with("tufa-"), "{other}");
     let root = server.metadata_dir().join("1.root.json");
     let out = Command::new(tufa_tests::python())
@@ -86,11 +87,11 @@ fn twine_pip_and_ngclient_agree() {
     );
     eprintln!("{}", String::from_utf8_lossy(&out.stdout));
     // A restart prints no new token and keeps serving the same index.
-    server.kill();
-    let (server2, printed) = Server::start_capturing(dir.path(), &["--dev"]);
+    let metadata = server.metadata_dir();
+    let (server2, printed) = server.restart(&["--dev"]);
     assert!(Server::dev_token(&printed).is_none(), "{printed:?}");
     drop(server2);
-    verify_clean(&server.metadata_dir());
+    verify_clean(&metadata);
 }
 
 /// 50 uploads at once, 25 to one project and 25 to projects of their own:

@@ -20,6 +20,9 @@ pub struct UserArgs {
         global = true
     )]
     data_dir: PathBuf,
+    /// The state store, when not DATA_DIR/tufa.db (sqlite://PATH or postgres://...).
+    #[arg(long, env = "TUFA_DATABASE_URL", global = true)]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: UserCommand,
 }
@@ -45,6 +48,9 @@ pub struct IndexArgs {
         global = true
     )]
     data_dir: PathBuf,
+    /// The state store, when not DATA_DIR/tufa.db (sqlite://PATH or postgres://...).
+    #[arg(long, env = "TUFA_DATABASE_URL", global = true)]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: IndexCommand,
 }
@@ -70,14 +76,22 @@ enum IndexCommand {
     },
 }
 
-async fn open(data_dir: &std::path::Path) -> anyhow::Result<Index> {
-    Index::open(data_dir)
-        .await
-        .with_context(|| format!("opening {}", data_dir.display()))
+async fn open(data_dir: &std::path::Path, database_url: Option<&str>) -> anyhow::Result<Index> {
+    match database_url {
+        None => Index::open(data_dir)
+            .await
+            .with_context(|| format!("opening {}", data_dir.display())),
+        Some(url) => {
+            let store = tufa_repository::store::Store::open(url)
+                .await
+                .with_context(|| format!("opening {}", tufa_repository::store::redact_url(url)))?;
+            Ok(Index::with_store(&store, data_dir))
+        }
+    }
 }
 
 pub async fn run_user(args: UserArgs) -> anyhow::Result<ExitCode> {
-    let index = open(&args.data_dir).await?;
+    let index = open(&args.data_dir, args.database_url.as_deref()).await?;
     match args.command {
         UserCommand::Add { name } => {
             let token = index.add_user(&name).await?;
@@ -99,7 +113,7 @@ pub async fn run_user(args: UserArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn run_index(args: IndexArgs) -> anyhow::Result<ExitCode> {
-    let index = open(&args.data_dir).await?;
+    let index = open(&args.data_dir, args.database_url.as_deref()).await?;
     let seq = match &args.command {
         IndexCommand::Yank {
             project,

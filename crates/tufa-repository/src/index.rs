@@ -623,14 +623,27 @@ impl Index {
     /// The published bytes of a project's page (`index.html` or
     /// `index.json`): exactly the bytes the live metadata signs.
     pub async fn published_page(&self, project: &str, name: &str) -> Result<Option<Vec<u8>>> {
-        let row = sqlx::query(
-            "SELECT p.body FROM artifacts a JOIN index_pages p
-                 ON p.sha256 = json_extract(a.published_info, '$.hashes.sha256')
-             WHERE a.path = $1",
-        )
-        .bind(format!("simple/{project}/{name}"))
-        .fetch_optional(&self.pool)
-        .await?;
+        // Two lookups rather than a JSON function in SQL: the same on both engines.
+        let info: Option<String> =
+            sqlx::query("SELECT published_info FROM artifacts WHERE path = $1")
+                .bind(format!("simple/{project}/{name}"))
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get::<Option<String>, _>("published_info"))
+                .transpose()?
+                .flatten();
+        let Some(info) = info else {
+            return Ok(None);
+        };
+        let info: TargetFile = serde_json::from_str(&info)
+            .map_err(|e| Error::Corrupt(format!("published info of a page: {e}")))?;
+        let Some(sha256) = info.hashes.get("sha256") else {
+            return Ok(None);
+        };
+        let row = sqlx::query("SELECT body FROM index_pages WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|r| r.try_get("body")).transpose()?)
     }
 
@@ -696,7 +709,7 @@ async fn regenerate_pages(
 ) -> Result<Vec<(String, Option<TargetFile>)>> {
     let rows = sqlx::query(
         "SELECT filename, version, size, sha256, requires_python, yanked, upload_time
-         FROM index_files WHERE project = $1 AND deleted = 0 ORDER BY upload_time, rowid",
+         FROM index_files WHERE project = $1 AND deleted = 0 ORDER BY upload_time, filename",
     )
     .bind(project)
     .fetch_all(&mut **tx)
