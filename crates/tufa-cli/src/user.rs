@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use tufa_repository::index::Index;
+use tufa_repository::index::{Index, normalize_name};
 
 #[derive(Debug, Args)]
 pub struct UserArgs {
@@ -51,6 +51,16 @@ pub struct IndexArgs {
     /// The state store, when not DATA_DIR/tufa.db (sqlite://PATH or postgres://...).
     #[arg(long, env = "TUFA_DATABASE_URL", global = true)]
     database_url: Option<String>,
+    /// Wait until the running `tufa serve` has published the change (up to
+    /// SECONDS, default 60); exit 1 if it has not by then.
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        num_args = 0..=1,
+        default_missing_value = "60"
+    )]
+    wait: Option<u64>,
     #[command(subcommand)]
     command: IndexCommand,
 }
@@ -114,6 +124,11 @@ pub async fn run_user(args: UserArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn run_index(args: IndexArgs) -> anyhow::Result<ExitCode> {
     let index = open(&args.data_dir, args.database_url.as_deref()).await?;
+    let project = match &args.command {
+        IndexCommand::Yank { project, .. }
+        | IndexCommand::Unyank { project, .. }
+        | IndexCommand::Delete { project, .. } => normalize_name(project),
+    };
     let seq = match &args.command {
         IndexCommand::Yank {
             project,
@@ -127,6 +142,25 @@ pub async fn run_index(args: IndexArgs) -> anyhow::Result<ExitCode> {
             index.delete(project, filename.as_deref()).await?
         }
     };
-    eprintln!("change {seq} recorded; tufa serve publishes it within about a second");
-    Ok(ExitCode::SUCCESS)
+    let Some(seconds) = args.wait else {
+        eprintln!("change {seq} recorded; tufa serve publishes it within about a second");
+        return Ok(ExitCode::SUCCESS);
+    };
+    eprintln!("change {seq} recorded; waiting for tufa serve to publish it");
+    // Every change also regenerates (or removes) the project's pages, all
+    // under one sequence number, which the publisher signs together.
+    let page = format!("simple/{project}/index.html");
+    if index
+        .wait_published(&page, seq, std::time::Duration::from_secs(seconds))
+        .await?
+    {
+        eprintln!("change {seq} published");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "change {seq} not published within {seconds} s: is tufa serve running on {}?",
+            args.data_dir.display()
+        );
+        Ok(ExitCode::FAILURE)
+    }
 }

@@ -7,7 +7,10 @@
 //!   length and every signed hash, its file links rewritten to
 //!   `/packages/{name}/{filename}` on the proxy (fragments kept).
 //! - `GET /packages/{project}/{filename}`: the target
-//!   `packages/{name}/{filename}`, verified the same way.
+//!   `packages/{name}/{filename}`, verified the same way; so also a file's
+//!   PEP 658 core metadata, `{filename}.metadata`, whose attributes
+//!   (`data-core-metadata`, `core-metadata`, ...) pages keep only where
+//!   that target is signed.
 //! - `GET /simple/`: the target `simple/index.html` if the repository signs
 //!   one; otherwise 404 (pip and uv do not need it).
 //!
@@ -227,15 +230,28 @@ impl Proxy {
             let bytes = std::fs::read(&path)
                 .map_err(|e| Refusal::failed(format!("reading {}: {e}", path.display())))?;
             let prefix = "/packages";
+            // PEP 658 / 714: offer a file's core metadata only when its
+            // `.metadata` target is signed (pip fails on a missing one).
+            let mut keep_metadata = |file: &str| {
+                let target = pypi::metadata_target(project, file);
+                match self.inner.lookup(&generation, &target) {
+                    Ok(found) => found.is_some(),
+                    Err(r) => {
+                        tracing::warn!("not offering {target}: {}", r.reason);
+                        false
+                    }
+                }
+            };
             let (page, files) = match format {
                 PageFormat::Html => {
                     let text = String::from_utf8(bytes).map_err(|_| {
                         Refusal::failed(format!("signed target {target} is not UTF-8 HTML"))
                     })?;
-                    let (page, files) = pypi::rewrite_html(&text, project, prefix);
+                    let (page, files) =
+                        pypi::rewrite_html(&text, project, prefix, &mut keep_metadata);
                     (page.into_bytes(), files)
                 }
-                PageFormat::Json => pypi::rewrite_json(&bytes, project, prefix)
+                PageFormat::Json => pypi::rewrite_json(&bytes, project, prefix, &mut keep_metadata)
                     .map_err(|e| Refusal::failed(format!("signed target {target}: {e}")))?,
             };
             tracing::info!(target = %target, files = files.len(), "verified project page");

@@ -8,6 +8,9 @@
 //! - A distribution file linked from a verified page:
 //!   `packages/{name}/{filename}`, whatever host or path the link names.
 //!
+//! - A file's PEP 658 / 714 core metadata: the file's target with
+//!   `.metadata` appended ([`metadata_target`]).
+//!
 //! [`rewrite_html`] and [`rewrite_json`] turn the file links of a verified
 //! page into links through a proxy (`{prefix}/{name}/{filename}`), keeping
 //! their `#sha256=` fragments, and report the files they link to.
@@ -77,6 +80,12 @@ pub fn index_target(project: &str, format: PageFormat) -> String {
 /// `packages/{normalised}/{filename}`.
 pub fn file_target(project: &str, filename: &str) -> String {
     format!("packages/{}/{filename}", normalize(project))
+}
+
+/// The target that signs a file's PEP 658 core metadata:
+/// `packages/{normalised}/{filename}.metadata`.
+pub fn metadata_target(project: &str, filename: &str) -> String {
+    format!("{}.metadata", file_target(project, filename))
 }
 
 /// Whether `filename` can be a distribution file name: one path segment,
@@ -151,15 +160,22 @@ fn html_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Attributes dropped from file links: PEP 658 / 714 metadata files, which
-/// the proxy does not serve (installers then read the metadata from the
-/// verified file itself).
-const DROPPED_ATTRIBUTES: &[&str] = &["data-dist-info-metadata", "data-core-metadata"];
+/// PEP 658 / 714 attributes: the file's core metadata is at its URL with
+/// `.metadata` appended, with this hash.
+const METADATA_ATTRIBUTES: &[&str] = &["data-dist-info-metadata", "data-core-metadata"];
 
 /// Rewrites every `<a href>` of a PEP 503 page to
-/// `{prefix}/{project}/{filename}#{fragment}`, drops PEP 658 metadata
-/// attributes, and returns the new page and the linked file names.
-pub fn rewrite_html(page: &str, project: &str, prefix: &str) -> (String, Vec<String>) {
+/// `{prefix}/{project}/{filename}#{fragment}`, and returns the new page and
+/// the linked file names. PEP 658 / 714 metadata attributes are kept on a
+/// link only when `keep_metadata(filename)` says so (the proxy asks whether
+/// the `.metadata` target is signed; installers fetch it when offered and
+/// fail when it is missing, and read the metadata from the file otherwise).
+pub fn rewrite_html(
+    page: &str,
+    project: &str,
+    prefix: &str,
+    keep_metadata: &mut dyn FnMut(&str) -> bool,
+) -> (String, Vec<String>) {
     let mut out = String::with_capacity(page.len());
     let mut files = Vec::new();
     let mut rest = page;
@@ -172,7 +188,13 @@ pub fn rewrite_html(page: &str, project: &str, prefix: &str) -> (String, Vec<Str
             break;
         };
         let tag = &after[..=end];
-        out.push_str(&rewrite_anchor(tag, project, prefix, &mut files));
+        out.push_str(&rewrite_anchor(
+            tag,
+            project,
+            prefix,
+            &mut files,
+            keep_metadata,
+        ));
         rest = &after[end + 1..];
     }
     out.push_str(rest);
@@ -199,7 +221,13 @@ fn find_anchor(s: &str) -> Option<usize> {
 }
 
 /// One `<a ...>` tag with its attributes rewritten.
-fn rewrite_anchor(tag: &str, project: &str, prefix: &str, files: &mut Vec<String>) -> String {
+fn rewrite_anchor(
+    tag: &str,
+    project: &str,
+    prefix: &str,
+    files: &mut Vec<String>,
+    keep_metadata: &mut dyn FnMut(&str) -> bool,
+) -> String {
     // Parse attributes: name, optional =value (quoted or not).
     let inner = tag[2..tag.len() - 1].trim_end_matches('/');
     let mut attrs: Vec<(String, Option<String>)> = Vec::new();
@@ -231,10 +259,19 @@ fn rewrite_anchor(tag: &str, project: &str, prefix: &str, files: &mut Vec<String
         }
         attrs.push((name, value));
     }
+    let linked = attrs
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("href"))
+        .and_then(|(_, v)| v.as_deref())
+        .and_then(link_filename);
+    let has_metadata = attrs
+        .iter()
+        .any(|(n, _)| METADATA_ATTRIBUTES.contains(&n.to_ascii_lowercase().as_str()));
+    let keep = has_metadata && linked.as_deref().is_some_and(&mut *keep_metadata);
     let mut out = String::from("<a");
     for (name, value) in attrs {
         let lower = name.to_ascii_lowercase();
-        if DROPPED_ATTRIBUTES.contains(&lower.as_str()) {
+        if !keep && METADATA_ATTRIBUTES.contains(&lower.as_str()) {
             continue;
         }
         let value = match (lower.as_str(), value) {
@@ -262,12 +299,14 @@ fn rewrite_anchor(tag: &str, project: &str, prefix: &str, files: &mut Vec<String
 }
 
 /// Rewrites the `files[].url` of a PEP 691 JSON page to
-/// `{prefix}/{project}/{filename}#{fragment}` (dropping PEP 658 / 714
-/// metadata keys) and returns the new page and the linked file names.
+/// `{prefix}/{project}/{filename}#{fragment}` (keeping PEP 658 / 714
+/// metadata keys only where `keep_metadata(filename)`, as
+/// [`rewrite_html`]) and returns the new page and the linked file names.
 pub fn rewrite_json(
     page: &[u8],
     project: &str,
     prefix: &str,
+    keep_metadata: &mut dyn FnMut(&str) -> bool,
 ) -> Result<(Vec<u8>, Vec<String>), String> {
     let mut doc: serde_json::Value =
         serde_json::from_slice(page).map_err(|e| format!("not a PEP 691 JSON page: {e}"))?;
@@ -277,16 +316,26 @@ pub fn rewrite_json(
             let Some(obj) = file.as_object_mut() else {
                 continue;
             };
-            obj.remove("dist-info-metadata");
-            obj.remove("core-metadata");
             obj.remove("data-dist-info-metadata");
-            let url = obj.get("url").and_then(|u| u.as_str()).unwrap_or("");
+            let url = obj
+                .get("url")
+                .and_then(|u| u.as_str())
+                .unwrap_or("")
+                .to_string();
+            let url = url.as_str();
             let filename = obj
                 .get("filename")
                 .and_then(|f| f.as_str())
                 .map(str::to_string)
                 .filter(|f| is_valid_filename(f))
                 .or_else(|| link_filename(url));
+            let offered = ["core-metadata", "dist-info-metadata"]
+                .iter()
+                .any(|k| obj.get(*k).is_some_and(|v| v.is_object() || v == true));
+            if !(offered && filename.as_deref().is_some_and(&mut *keep_metadata)) {
+                obj.remove("dist-info-metadata");
+                obj.remove("core-metadata");
+            }
             let new = match filename {
                 Some(f) => {
                     let link = proxied_link(prefix, project, &f, link_fragment(url));
@@ -356,7 +405,7 @@ mod tests {
             <a href=\"../../packages/demo/demo-1.0-py3-none-any.whl#sha256=abc\" data-requires-python=\"&gt;=3.8\" data-dist-info-metadata=\"sha256=def\">demo-1.0-py3-none-any.whl</a><br/>\n\
             <A HREF='https://files.example/a/b/demo-1.0.tar.gz'>demo-1.0.tar.gz</A>\n\
             <abbr>x</abbr></body></html>";
-        let (out, files) = rewrite_html(page, "Demo", "/packages");
+        let (out, files) = rewrite_html(page, "Demo", "/packages", &mut |_| false);
         assert_eq!(files, ["demo-1.0-py3-none-any.whl", "demo-1.0.tar.gz"]);
         assert!(
             out.contains("<a href=\"/packages/demo/demo-1.0-py3-none-any.whl#sha256=abc\" data-requires-python=\"&gt;=3.8\">demo-1.0-py3-none-any.whl</a>"),
@@ -375,7 +424,7 @@ mod tests {
     fn rewrites_json_links_through_the_proxy() {
         let page = br#"{"meta":{"api-version":"1.0"},"name":"demo","files":[
             {"filename":"demo-1.0.tar.gz","url":"https://files.example/x/demo-1.0.tar.gz#sha256=aa","hashes":{"sha256":"aa"},"core-metadata":{"sha256":"bb"}}]}"#;
-        let (out, files) = rewrite_json(page, "demo", "/packages").expect("json");
+        let (out, files) = rewrite_json(page, "demo", "/packages", &mut |_| false).expect("json");
         assert_eq!(files, ["demo-1.0.tar.gz"]);
         let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
         assert_eq!(
@@ -384,5 +433,41 @@ mod tests {
         );
         assert!(v["files"][0].get("core-metadata").is_none());
         assert_eq!(v["files"][0]["hashes"]["sha256"], "aa");
+    }
+
+    #[test]
+    fn keeps_core_metadata_only_where_signed() {
+        let page = "<a data-core-metadata=\"sha256=aa\" href=\"../../packages/demo/demo-1.0-py3-none-any.whl#sha256=ab\" data-dist-info-metadata=\"sha256=aa\">w</a>\n\
+            <a href=\"../../packages/demo/demo-2.0-py3-none-any.whl\" data-core-metadata=\"sha256=cc\">v</a>";
+        let mut asked = Vec::new();
+        let (out, _) = rewrite_html(page, "demo", "/packages", &mut |f| {
+            asked.push(f.to_string());
+            f.starts_with("demo-1.0")
+        });
+        assert_eq!(
+            asked,
+            ["demo-1.0-py3-none-any.whl", "demo-2.0-py3-none-any.whl"]
+        );
+        assert!(
+            out.contains("<a data-core-metadata=\"sha256=aa\" href=\"/packages/demo/demo-1.0-py3-none-any.whl#sha256=ab\" data-dist-info-metadata=\"sha256=aa\">"),
+            "{out}"
+        );
+        assert!(
+            out.contains("<a href=\"/packages/demo/demo-2.0-py3-none-any.whl\">v</a>"),
+            "{out}"
+        );
+        let page = br#"{"files":[
+            {"filename":"a-1.0-py3-none-any.whl","url":"x/a-1.0-py3-none-any.whl","core-metadata":{"sha256":"bb"},"dist-info-metadata":{"sha256":"bb"}},
+            {"filename":"a-2.0-py3-none-any.whl","url":"x/a-2.0-py3-none-any.whl","core-metadata":{"sha256":"cc"}},
+            {"filename":"a-3.0.tar.gz","url":"x/a-3.0.tar.gz","core-metadata":false}]}"#;
+        let (out, _) = rewrite_json(page, "a", "/packages", &mut |f| {
+            f != "a-2.0-py3-none-any.whl"
+        })
+        .expect("json");
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(v["files"][0]["core-metadata"]["sha256"], "bb");
+        assert_eq!(v["files"][0]["dist-info-metadata"]["sha256"], "bb");
+        assert!(v["files"][1].get("core-metadata").is_none());
+        assert!(v["files"][2].get("core-metadata").is_none());
     }
 }

@@ -4,10 +4,11 @@
 //! project pages.
 //!
 //! An upload commits, in one SQLite transaction, the file's row, both
-//! regenerated pages and the three TUF target changes
-//! (`packages/{project}/{filename}`, `simple/{project}/index.html`,
-//! `simple/{project}/index.json`) under one change sequence number, so the
-//! normal publisher signs them together. Pages are kept by the SHA-256 of
+//! regenerated pages and the TUF target changes
+//! (`packages/{project}/{filename}`, for a wheel with METADATA also
+//! `packages/{project}/{filename}.metadata` (PEP 658),
+//! `simple/{project}/index.html`, `simple/{project}/index.json`) under one
+//! change sequence number, so the normal publisher signs them together. Pages are kept by the SHA-256 of
 //! their bytes and served only as the bytes the *published* target info of
 //! their path names: a page is visible exactly when its target is signed.
 
@@ -151,6 +152,113 @@ pub fn check_filename(
     Ok("sdist")
 }
 
+/// The largest METADATA file read out of a wheel (PEP 658).
+pub const MAX_CORE_METADATA_SIZE: u64 = 8 * 1024 * 1024;
+
+/// A wheel's core metadata (its `.dist-info/METADATA`), stored
+/// content-addressed and signed as `packages/{project}/{filename}.metadata`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreMetadata {
+    pub size: u64,
+    pub sha256: String,
+    pub blake2b_256: String,
+}
+
+impl CoreMetadata {
+    /// The size and hashes of these METADATA bytes.
+    pub fn of(bytes: &[u8]) -> CoreMetadata {
+        CoreMetadata {
+            size: bytes.len() as u64,
+            sha256: sha256_hex(bytes),
+            blake2b_256: hex::encode(HashAlgorithm::Blake2b256.digest(bytes)),
+        }
+    }
+
+    fn target_info(&self) -> TargetFile {
+        target_info(self.size, &self.blake2b_256, &self.sha256)
+    }
+}
+
+fn target_info(length: u64, blake2b_256: &str, sha256: &str) -> TargetFile {
+    TargetFile {
+        length,
+        hashes: [
+            ("blake2b-256".to_string(), blake2b_256.to_string()),
+            ("sha256".to_string(), sha256.to_string()),
+        ]
+        .into_iter()
+        .collect(),
+        unrecognized: serde_json::Map::new(),
+    }
+}
+
+/// The target path of a file's core metadata (PEP 658: the file's URL
+/// with `.metadata` appended).
+pub fn metadata_target(project: &str, filename: &str) -> String {
+    format!("packages/{project}/{filename}.metadata")
+}
+
+/// Reads `{name}-{version}.dist-info/METADATA` (name and version as the
+/// wheel's filename spells them; a `.dist-info` directory whose name
+/// normalises to the same is accepted too) out of the wheel at `path`.
+/// `Ok(None)` if the wheel has none; `Invalid` if it is not a readable zip
+/// archive or the METADATA is larger than [`MAX_CORE_METADATA_SIZE`].
+/// Reads at most that many bytes of it, whatever the archive claims.
+pub fn wheel_metadata(
+    path: &Path,
+    filename: &str,
+) -> std::result::Result<Option<Vec<u8>>, IndexError> {
+    use std::io::Read;
+
+    let invalid = |what: String| IndexError::Invalid(format!("Invalid wheel {filename:?}: {what}"));
+    let mut parts = filename.trim_end_matches(".whl").split('-');
+    let (Some(name), Some(version)) = (parts.next(), parts.next()) else {
+        return Err(invalid("not NAME-VERSION-...whl".into()));
+    };
+    let file = std::fs::File::open(path).map_err(|e| Error::storage(path, e))?;
+    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| invalid(format!("not a readable zip archive ({e})")))?;
+    let exact = format!("{name}-{version}.dist-info/METADATA");
+    let entry = if archive.index_for_name(&exact).is_some() {
+        Some(exact)
+    } else {
+        archive
+            .file_names()
+            .filter_map(std::result::Result::ok)
+            .find(|n| {
+                n.strip_suffix(".dist-info/METADATA")
+                    .filter(|dir| !dir.contains('/'))
+                    .and_then(|dir| dir.rsplit_once('-'))
+                    .is_some_and(|(n, v)| {
+                        normalize_name(n) == normalize_name(name) && version_eq(v, version)
+                    })
+            })
+            .map(std::borrow::Cow::into_owned)
+    };
+    let Some(entry) = entry else {
+        return Ok(None);
+    };
+    let mut member = archive
+        .by_name(&entry)
+        .map_err(|e| invalid(format!("cannot read {entry} ({e})")))?;
+    if member.size() > MAX_CORE_METADATA_SIZE {
+        return Err(invalid(format!(
+            "{entry} is larger than {MAX_CORE_METADATA_SIZE} bytes"
+        )));
+    }
+    let mut bytes = Vec::new();
+    (&mut member)
+        .take(MAX_CORE_METADATA_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| invalid(format!("cannot read {entry} ({e})")))?;
+    if bytes.len() as u64 > MAX_CORE_METADATA_SIZE {
+        return Err(invalid(format!(
+            "{entry} is larger than {MAX_CORE_METADATA_SIZE} bytes"
+        )));
+    }
+    Ok(Some(bytes))
+}
+
 /// A received file, hashed and in a temporary file, ready to commit.
 #[derive(Debug, Clone)]
 pub struct NewFile {
@@ -162,6 +270,8 @@ pub struct NewFile {
     pub sha256: String,
     pub blake2b_256: String,
     pub requires_python: Option<String>,
+    /// The wheel's METADATA, already in the store at [`Index::blob_path`].
+    pub metadata: Option<CoreMetadata>,
 }
 
 /// The upload accepted: its change sequence number and target path.
@@ -195,6 +305,7 @@ struct FileRow {
     requires_python: Option<String>,
     yanked: Option<String>,
     upload_time: i64,
+    metadata_sha256: Option<String>,
 }
 
 fn random_token() -> Result<String> {
@@ -246,6 +357,12 @@ fn render_html(project: &str, files: &[FileRow]) -> Vec<u8> {
         if let Some(rp) = &f.requires_python {
             out.push_str(&format!(" data-requires-python=\"{}\"", escape_html(rp)));
         }
+        if let Some(sha) = &f.metadata_sha256 {
+            // PEP 714's name, and PEP 658's for older installers.
+            out.push_str(&format!(
+                " data-dist-info-metadata=\"sha256={sha}\" data-core-metadata=\"sha256={sha}\""
+            ));
+        }
         if let Some(reason) = &f.yanked {
             out.push_str(&format!(" data-yanked=\"{}\"", escape_html(reason)));
         }
@@ -272,6 +389,10 @@ fn render_json(project: &str, files: &[FileRow]) -> Vec<u8> {
             "size": f.size,
             "upload-time": UtcTime::from_unix(f.upload_time).to_string(),
         });
+        if let Some(sha) = &f.metadata_sha256 {
+            file["core-metadata"] = json!({"sha256": sha});
+            file["dist-info-metadata"] = json!({"sha256": sha});
+        }
         file["yanked"] = match &f.yanked {
             None => Value::Bool(false),
             Some(r) if r.is_empty() => Value::Bool(true),
@@ -487,8 +608,9 @@ impl Index {
         }
         sqlx::query(
             "INSERT INTO index_files (filename, project, version, size, sha256, blake2b_256,
-                 requires_python, yanked, upload_time, uploader)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9)",
+                 requires_python, yanked, upload_time, uploader,
+                 metadata_size, metadata_sha256, metadata_blake2b_256)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9, $10, $11, $12)",
         )
         .bind(&file.filename)
         .bind(&project)
@@ -499,20 +621,20 @@ impl Index {
         .bind(&file.requires_python)
         .bind(now())
         .bind(user)
+        .bind(file.metadata.as_ref().map(|m| m.size as i64))
+        .bind(file.metadata.as_ref().map(|m| m.sha256.as_str()))
+        .bind(file.metadata.as_ref().map(|m| m.blake2b_256.as_str()))
         .execute(&mut *tx)
         .await?;
         let target = format!("packages/{project}/{}", file.filename);
-        let info = TargetFile {
-            length: file.size,
-            hashes: [
-                ("blake2b-256".to_string(), file.blake2b_256.clone()),
-                ("sha256".to_string(), file.sha256.clone()),
-            ]
-            .into_iter()
-            .collect(),
-            unrecognized: serde_json::Map::new(),
-        };
+        let info = target_info(file.size, &file.blake2b_256, &file.sha256);
         let mut changes = vec![(target.clone(), Some(info))];
+        if let Some(m) = &file.metadata {
+            changes.push((
+                metadata_target(&project, &file.filename),
+                Some(m.target_info()),
+            ));
+        }
         changes.extend(regenerate_pages(&mut tx, &project).await?);
         record_changes(&mut tx, &succinct, seq, &changes).await?;
         tx.commit().await?;
@@ -566,33 +688,43 @@ impl Index {
         let project = normalize_name(project);
         let mut tx = self.pool.begin().await?;
         let seq = next_seq(&mut tx).await?;
-        let rows =
-            sqlx::query("SELECT filename FROM index_files WHERE project = $1 AND deleted = 0")
-                .bind(&project)
-                .fetch_all(&mut *tx)
-                .await?;
-        let mut names: Vec<String> = rows
+        let rows = sqlx::query(
+            "SELECT filename, CASE WHEN metadata_sha256 IS NULL THEN 0 ELSE 1 END AS has_metadata
+             FROM index_files WHERE project = $1 AND deleted = 0",
+        )
+        .bind(&project)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut names: Vec<(String, bool)> = rows
             .iter()
-            .map(|r| r.try_get("filename"))
-            .collect::<std::result::Result<_, _>>()?;
+            .map(|r| {
+                Ok((
+                    r.try_get("filename")?,
+                    r.try_get::<i64, _>("has_metadata")? != 0,
+                ))
+            })
+            .collect::<std::result::Result<_, sqlx::Error>>()?;
         if let Some(f) = filename {
-            if !names.iter().any(|n| n == f) {
+            names.retain(|(n, _)| n == f);
+            if names.is_empty() {
                 return Err(IndexError::NotFound(format!(
                     "no file {f:?} in project {project:?}"
                 )));
             }
-            names = vec![f.to_string()];
         } else if names.is_empty() {
             return Err(IndexError::NotFound(format!("no project {project:?}")));
         }
         let mut changes: Vec<(String, Option<TargetFile>)> = Vec::new();
-        for name in &names {
+        for (name, has_metadata) in &names {
             // Keep the name used (as PyPI does): the row stays, marked deleted.
             sqlx::query("UPDATE index_files SET deleted = 1 WHERE filename = $1")
                 .bind(name)
                 .execute(&mut *tx)
                 .await?;
             changes.push((format!("packages/{project}/{name}"), None));
+            if *has_metadata {
+                changes.push((metadata_target(&project, name), None));
+            }
         }
         changes.extend(regenerate_pages(&mut tx, &project).await?);
         record_changes(&mut tx, &succinct, seq, &changes).await?;
@@ -708,7 +840,8 @@ async fn regenerate_pages(
     project: &str,
 ) -> Result<Vec<(String, Option<TargetFile>)>> {
     let rows = sqlx::query(
-        "SELECT filename, version, size, sha256, requires_python, yanked, upload_time
+        "SELECT filename, version, size, sha256, requires_python, yanked, upload_time,
+             metadata_sha256
          FROM index_files WHERE project = $1 AND deleted = 0 ORDER BY upload_time, filename",
     )
     .bind(project)
@@ -725,6 +858,7 @@ async fn regenerate_pages(
                 requires_python: r.try_get("requires_python")?,
                 yanked: r.try_get("yanked")?,
                 upload_time: r.try_get("upload_time")?,
+                metadata_sha256: r.try_get("metadata_sha256")?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -825,6 +959,7 @@ mod tests {
             requires_python: Some(">=3.8,<4".into()),
             yanked: None,
             upload_time: 0,
+            metadata_sha256: None,
         }];
         let html = String::from_utf8(render_html("a", &files)).unwrap_or_default();
         assert!(html.contains(
@@ -834,5 +969,54 @@ mod tests {
         assert_eq!(json["versions"], json!(["1.0"]));
         assert_eq!(json["files"][0]["upload-time"], "1970-01-01T00:00:00Z");
         assert_eq!(json["files"][0]["yanked"], false);
+    }
+
+    fn write_zip(path: &Path, entries: &[(&str, &[u8])]) {
+        use std::io::Write;
+        let file = std::fs::File::create(path).expect("create");
+        let mut zip = zip::ZipWriter::new(file);
+        for (name, data) in entries {
+            zip.start_file(
+                *name,
+                zip::write::SimpleFileOptions::default()
+                    .compression_method(zip::CompressionMethod::Stored),
+            )
+            .expect("start");
+            zip.write_all(data).expect("write");
+        }
+        zip.finish().expect("finish");
+    }
+
+    #[test]
+    fn wheel_metadata_is_read_by_the_filename_s_name_and_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let w = dir.path().join("w.whl");
+        write_zip(
+            &w,
+            &[
+                ("my_pkg/__init__.py", b""),
+                ("my_pkg-1.0.dist-info/METADATA", b"Name: my-pkg\n"),
+            ],
+        );
+        let got = wheel_metadata(&w, "my_pkg-1.0-py3-none-any.whl").expect("read");
+        assert_eq!(got.as_deref(), Some(&b"Name: my-pkg\n"[..]));
+        // A directory name that normalises the same.
+        let got = wheel_metadata(&w, "My.Pkg-1.0-py3-none-any.whl").expect("read");
+        assert_eq!(got.as_deref(), Some(&b"Name: my-pkg\n"[..]));
+        // Another project's or version's METADATA is not this wheel's.
+        assert_eq!(
+            wheel_metadata(&w, "my_pkg-2.0-py3-none-any.whl").expect("read"),
+            None
+        );
+        write_zip(&w, &[("sub/my_pkg-1.0.dist-info/METADATA", b"x")]);
+        assert_eq!(
+            wheel_metadata(&w, "my_pkg-1.0-py3-none-any.whl").expect("read"),
+            None
+        );
+        std::fs::write(&w, b"PK\x03\x04 not a zip").expect("write");
+        match wheel_metadata(&w, "my_pkg-1.0-py3-none-any.whl") {
+            Err(IndexError::Invalid(m)) => assert!(m.contains("not a readable zip archive"), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -15,6 +15,7 @@ mod ops;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tufa_repository::Repository;
 
 pub use error::ApiError;
@@ -30,8 +31,18 @@ pub fn router(repository: Repository) -> Router {
         .merge(ops::routes())
         .merge(index::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(CompressionLayer::new())
+        .layer(CompressionLayer::new().compress_when(compress_when()))
         .with_state(repository)
+}
+
+/// What the compression layer gzips (for clients that ask): metadata, API
+/// answers and index pages, but not distribution files and other
+/// `application/octet-stream` bodies. Those are compressed archives already,
+/// and served as they are they keep their `Content-Length` and a strong
+/// `ETag` that names exactly the bytes sent (a gzipped response has no
+/// `Content-Length`, as HTTP requires when the length is not known ahead).
+fn compress_when() -> impl Predicate {
+    DefaultPredicate::new().and(NotForContentType::const_new("application/octet-stream"))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves.

@@ -21,7 +21,10 @@ use tokio::io::AsyncWriteExt;
 use tufa_metadata::HashAlgorithm;
 use tufa_metadata::hash::MultiHasher;
 use tufa_repository::Repository;
-use tufa_repository::index::{Index, NewFile, check_filename, normalize_name, valid_project_name};
+use tufa_repository::index::{
+    CoreMetadata, Index, NewFile, check_filename, normalize_name, valid_project_name,
+    wheel_metadata,
+};
 
 use super::{IndexState, index_error, internal, refuse};
 
@@ -351,6 +354,18 @@ pub(crate) async fn upload(
             );
         }
     }
+    // PEP 658: a wheel's METADATA, served and signed beside it.
+    let metadata = if kind == "bdist_wheel" {
+        let path = received.incoming.path.clone();
+        let filename = received.filename.clone();
+        match tokio::task::spawn_blocking(move || wheel_metadata(&path, &filename)).await {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => return index_error(e),
+            Err(e) => return internal(&e),
+        }
+    } else {
+        None
+    };
     let new = NewFile {
         project: name.to_string(),
         version: version.to_string(),
@@ -359,8 +374,47 @@ pub(crate) async fn upload(
         sha256: received.sha256.clone(),
         blake2b_256: received.blake2b_256.clone(),
         requires_python: field("requires_python").map(str::to_string),
+        metadata: metadata.as_deref().map(CoreMetadata::of),
     };
+    if let (Some(bytes), Some(m)) = (&metadata, &new.metadata)
+        && let Err(r) = store_blob(index, &m.sha256, bytes).await
+    {
+        return r;
+    }
     commit(&repo, index, &user, received, &new).await
+}
+
+/// Writes `bytes` into the content-addressed store (a temporary file,
+/// synced, renamed into place) unless it is there already.
+async fn store_blob(index: &Index, sha256: &str, bytes: &[u8]) -> Result<(), Response> {
+    let blob = index.blob_path(sha256);
+    if tokio::fs::try_exists(&blob).await.unwrap_or(false) {
+        return Ok(());
+    }
+    let parent = blob.parent().ok_or_else(|| internal(&"blob path"))?;
+    tokio::fs::create_dir_all(parent)
+        .await
+        .map_err(|e| internal(&e))?;
+    let mut name = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut name).map_err(|_| internal(&"no randomness"))?;
+    let incoming = Incoming {
+        path: index
+            .incoming_dir()
+            .join(format!("{}.part", hex::encode(name))),
+        keep: false,
+    };
+    let mut file = tokio::fs::File::create(&incoming.path)
+        .await
+        .map_err(|e| internal(&e))?;
+    file.write_all(bytes).await.map_err(|e| internal(&e))?;
+    file.sync_all().await.map_err(|e| internal(&e))?;
+    tokio::fs::rename(&incoming.path, &blob)
+        .await
+        .map_err(|e| internal(&e))?;
+    if let Ok(dir) = tokio::fs::File::open(parent).await {
+        let _ = dir.sync_all().await;
+    }
+    Ok(())
 }
 
 async fn commit(

@@ -1,6 +1,7 @@
 //! `/packages/{project}/{filename}` and `/packages/{project}/{hash}.{filename}`:
 //! the distribution files, streamed from the content-addressed store, only
-//! when (and as) the published metadata signs them.
+//! when (and as) the published metadata signs them. A wheel's PEP 658 core
+//! metadata is served the same way as `{filename}.metadata` (its own target).
 
 use std::sync::Arc;
 

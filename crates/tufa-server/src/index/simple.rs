@@ -205,14 +205,19 @@ pub(crate) async fn project(
     };
     match index.published_page(&normal, name).await {
         Ok(Some(body)) => {
-            let etag = format!(
-                "\"{}\"",
-                hex::encode(tufa_metadata::HashAlgorithm::Sha256.digest(&body))
-            );
+            // Weak: the compression layer may send these bytes gzipped under
+            // the same tag (If-None-Match compares weakly anyway).
+            let tag = hex::encode(tufa_metadata::HashAlgorithm::Sha256.digest(&body));
+            let etag = format!("W/\"{tag}\"");
             if headers
                 .get(axum::http::header::IF_NONE_MATCH)
                 .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+                .is_some_and(|v| {
+                    v.split(',').any(|t| {
+                        let t = t.trim();
+                        t == "*" || t.strip_prefix("W/").unwrap_or(t) == format!("\"{tag}\"")
+                    })
+                })
             {
                 return StatusCode::NOT_MODIFIED.into_response();
             }
