@@ -65,7 +65,7 @@ impl Error {
         }
     }
 
-    /// True when the failure is the state store or object storage being
+    /// True when the failure is the state store or metadata storage being
     /// unreachable for now (a restart, a lost connection): worth a retry,
     /// answered 503 rather than 500.
     pub fn is_unavailable(&self) -> bool {
@@ -79,7 +79,9 @@ impl Error {
                 }),
                 _ => false,
             },
-            Error::ObjectStorage { .. } => true,
+            // The metadata directory failing (a full or read-only disk, an
+            // unmounted volume) is the same kind of outage for a client.
+            Error::ObjectStorage { .. } | Error::Storage { .. } => true,
             _ => false,
         }
     }

@@ -21,6 +21,15 @@ pub fn routes() -> Router<Repository> {
 async fn healthz(State(repo): State<Repository>) -> Result<Response, ApiError> {
     let bootstrap = repo.bootstrap_state().await?;
     let (last, error) = repo.publisher_status().await;
+    // Who publishes (any process: with `tufa worker`s it is not this one).
+    let (epoch, holder, since) = repo.store().publisher_holder().await?;
+    let pending = repo
+        .store()
+        .counts()
+        .await?
+        .get("artifacts_pending")
+        .copied()
+        .unwrap_or(0);
     let status = if error.is_some() {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -30,6 +39,12 @@ async fn healthz(State(repo): State<Repository>) -> Result<Response, ApiError> {
         "status": if error.is_some() { "degraded" } else { "ok" },
         "bootstrap": bootstrap.map(|b| b.rstuf_value()),
         "publisher_error": error,
+        "publisher": {
+            "holder": holder,
+            "epoch": epoch,
+            "since": tufa_metadata::UtcTime::from_unix(since).to_string(),
+        },
+        "artifacts_pending": pending,
         "last_publication": last.map(|p| json!({
             "snapshot_version": p.snapshot_version,
             "bins_signed": p.bins_signed,
@@ -64,6 +79,11 @@ async fn metrics(State(repo): State<Repository>) -> Result<Response, ApiError> {
             p.bins_signed
         );
     }
+    let (epoch, _, _) = repo.store().publisher_holder().await?;
+    let _ = writeln!(
+        out,
+        "# TYPE tufa_publisher_epoch counter\ntufa_publisher_epoch {epoch}"
+    );
     let _ = writeln!(
         out,
         "# TYPE tufa_publisher_failing gauge\ntufa_publisher_failing {}",
