@@ -86,6 +86,14 @@ impl IntoResponse for ApiError {
         if let Some(field) = self.field {
             detail["field"] = field.into();
         }
-        (self.status, Json(json!({ "detail": detail }))).into_response()
+        let mut response = (self.status, Json(json!({ "detail": detail }))).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // An outage of the state store or storage: clients may retry soon.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("2"),
+            );
+        }
+        response
     }
 }
