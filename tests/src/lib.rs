@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod proxy;
 pub mod repo_builder;
 pub mod server;
 
