@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod postgres;
+pub mod proxy;
 pub mod repo_builder;
 pub mod server;
 

@@ -5,18 +5,19 @@
 //! the same install fail with the proxy's reason in the installer's output;
 //! nothing unverified is left in the cache.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::Value;
 use tempfile::TempDir;
 use tufa_client::proxy::cached_files;
 use tufa_metadata::HashAlgorithm;
+use tufa_tests::proxy::{
+    ProxyProcess, assert_cache_verified, assert_refused, installer, text, venv_bin,
+};
 use tufa_tests::repo_builder::TestServer;
-use tufa_tests::{run_python, tufa_bin, workspace_root};
+use tufa_tests::{run_python, tufa_bin};
 
 const WHEEL_TARGET: &str = "packages/tufa-demo/tufa_demo-1.0-py3-none-any.whl";
 const PAGE_TARGET: &str = "simple/tufa-demo/index.html";
@@ -82,127 +83,13 @@ impl Index {
     }
 }
 
-/// A running `tufa proxy`, killed on drop.
-struct Proxy {
-    child: Child,
-    url: String,
-    cache: PathBuf,
-    stderr: PathBuf,
-}
+/// A running `tufa proxy` over the index.
+struct Proxy;
 
 impl Proxy {
-    fn start(index: &Index, cache: &Path, extra: &[&str]) -> Proxy {
-        let stderr = cache.with_extension("log");
-        let mut child = Command::new(tufa_bin())
-            .arg("proxy")
-            .args(index.upstream_args())
-            .args(["--listen", "127.0.0.1:0", "--cache-dir"])
-            .arg(cache)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).expect("log file"))
-            .spawn()
-            .expect("start tufa proxy");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the proxy's URL");
-        assert!(
-            line.starts_with("http://127.0.0.1:"),
-            "tufa proxy did not start: {line:?}\n{}",
-            std::fs::read_to_string(&stderr).unwrap_or_default()
-        );
-        Proxy {
-            child,
-            url: line.trim().to_string(),
-            cache: cache.to_path_buf(),
-            stderr,
-        }
+    fn start(index: &Index, cache: &Path, extra: &[&str]) -> ProxyProcess {
+        ProxyProcess::start(&index.upstream_args(), cache, extra)
     }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// `(status line, body)` of a GET through the proxy.
-    fn get(&self, path: &str) -> (String, String) {
-        let hostport = self
-            .url
-            .trim_start_matches("http://")
-            .split('/')
-            .next()
-            .expect("host")
-            .to_string();
-        let mut s = TcpStream::connect(&hostport).expect("connect to the proxy");
-        s.set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
-        )
-        .expect("send");
-        let mut response = String::new();
-        s.read_to_string(&mut response).expect("read");
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        let status = head.lines().next().unwrap_or("").to_string();
-        (status, body.to_string())
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn venv_bin(name: &str) -> PathBuf {
-    workspace_root().join(".venv/bin").join(name)
-}
-
-/// Every file in the cache is named by its own sha256: nothing unverified
-/// (nor any temporary file) was left there.
-fn assert_cache_verified(cache: &Path) {
-    for file in cached_files(cache) {
-        let name = file
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
-        let bytes = std::fs::read(&file).expect("read cached file");
-        assert_eq!(
-            hex::encode(HashAlgorithm::Sha256.digest(&bytes)),
-            name,
-            "{} in the cache does not hold the bytes its name says",
-            file.display()
-        );
-    }
-}
-
-/// The environment for pip and uv: no configuration or extra sources from
-/// the machine, no caches, no retries.
-fn installer(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut cmd = Command::new(program);
-    for var in [
-        "PIP_FIND_LINKS",
-        "PIP_EXTRA_INDEX_URL",
-        "PIP_INDEX_URL",
-        "UV_INDEX_URL",
-        "UV_EXTRA_INDEX_URL",
-        "UV_FIND_LINKS",
-        "UV_INDEX",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("PIP_CONFIG_FILE", "/dev/null")
-        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-        .env("PIP_NO_CACHE_DIR", "1")
-        .env("PIP_RETRIES", "0")
-        .env("UV_NO_CONFIG", "1")
-        .env("UV_NO_CACHE", "1")
-        .env("UV_HTTP_RETRIES", "0")
-        .env("UV_PYTHON_DOWNLOADS", "never");
-    cmd
 }
 
 fn pip_install(index_url: &str, target: &Path) -> Output {
@@ -232,28 +119,11 @@ fn uv_install(index_url: &str, target: &Path) -> Output {
         .expect("run uv")
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn assert_installed(target: &Path, out: &Output) {
     assert!(out.status.success(), "install failed: {}", text(out));
     let module = std::fs::read_to_string(target.join("tufa_demo/__init__.py"))
         .unwrap_or_else(|e| panic!("tufa_demo not installed ({e}): {}", text(out)));
     assert_eq!(module, "VERSION = \"1.0\"\n");
-}
-
-fn assert_refused(out: &Output, what: &str) {
-    let all = text(out);
-    assert!(!out.status.success(), "install should fail: {all}");
-    let reason = format!("TUF verification failed for {what}");
-    assert!(all.contains(&reason), "no {reason:?} in the output: {all}");
-    assert!(all.contains("502"), "no 502 in the output: {all}");
 }
 
 #[test]

@@ -31,10 +31,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use tokio_util::io::ReaderStream;
 
 use crate::pypi::{self, PageFormat};
 use crate::updater::{self, HttpConfig, HttpFetcher, TargetInfo, Updater, UpdaterConfig};
@@ -508,8 +510,25 @@ async fn package_file(
         Ok(p) => p,
         Err(r) => return refuse(&r),
     };
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+    // Streamed from the verified file in the cache, never whole in memory.
+    // The file is only ever replaced by a rename, so an open handle keeps
+    // the verified bytes even if another request replaces it meanwhile.
+    let opened = match tokio::fs::File::open(&path).await {
+        Ok(file) => file.metadata().await.map(|m| (file, m.len())),
+        Err(e) => Err(e),
+    };
+    match opened {
+        Ok((file, length)) => {
+            let body = Body::from_stream(ReaderStream::with_capacity(file, 64 * 1024));
+            let mut resp = body.into_response();
+            let headers = resp.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+            resp
+        }
         Err(e) => refuse(&Refusal::failed(format!("reading {}: {e}", path.display()))),
     }
 }

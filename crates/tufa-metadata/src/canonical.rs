@@ -16,7 +16,14 @@ use crate::error::Error;
 /// Fails with [`Error::NonCanonicalNumber`] on a float, the only JSON value
 /// canonical JSON cannot represent.
 pub fn to_canonical_bytes(value: &Value) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::with_capacity(256);
+    to_canonical_bytes_sized(value, 256)
+}
+
+/// As [`to_canonical_bytes`], with room for `size_hint` bytes from the
+/// start (the size of the file the value was read from, say), so a large
+/// document is not copied again each time the buffer grows.
+pub fn to_canonical_bytes_sized(value: &Value, size_hint: usize) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::with_capacity(size_hint);
     write_value(value, &mut out)?;
     Ok(out)
 }
@@ -54,10 +61,12 @@ fn write_value_with(value: &Value, out: &mut Vec<u8>, escape_controls: bool) -> 
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                out.extend_from_slice(itoa_i64(i).as_bytes());
-            } else if let Some(u) = n.as_u64() {
-                out.extend_from_slice(u.to_string().as_bytes());
+            if let Some(u) = n.as_u64() {
+                write_u64(u, out);
+            } else if let Some(i) = n.as_i64() {
+                // Negative: as_u64 took every non-negative integer.
+                out.push(b'-');
+                write_u64(i.unsigned_abs(), out);
             } else {
                 return Err(Error::NonCanonicalNumber(n.to_string()));
             }
@@ -95,8 +104,19 @@ fn write_value_with(value: &Value, out: &mut Vec<u8>, escape_controls: bool) -> 
     Ok(())
 }
 
-fn itoa_i64(i: i64) -> String {
-    i.to_string()
+/// Decimal digits of `u`, without allocating (snapshots hold thousands).
+fn write_u64(mut u: u64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (u % 10) as u8;
+        u /= 10;
+        if u == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 fn write_string(s: &str, out: &mut Vec<u8>, escape_controls: bool) {

@@ -10,6 +10,7 @@ pub mod canonical;
 pub mod delegation;
 pub mod error;
 pub mod hash;
+pub mod json;
 pub mod key;
 pub mod metadata;
 mod rsa_pss;

@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::io::{Read, Write};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::error::Error;
@@ -59,10 +60,19 @@ impl Default for HttpConfig {
 
 /// HTTP(S) through reqwest's blocking client with rustls.
 ///
+/// Two clients, each built on first use: one for `http://` URLs that loads
+/// no TLS trust roots (loading the system's certificates costs several
+/// milliseconds, more than a whole refresh against a local mirror), and one
+/// for `https://` with the platform's verifier. The plain one follows
+/// redirects only to `http://`; a redirect to `https://` is fetched again,
+/// from the start, with the TLS client. Each keeps its connections alive
+/// for the requests after the first.
+///
 /// Blocking: call it from a thread that is not running an async runtime
 /// (in async code, through `spawn_blocking`).
 pub struct HttpFetcher {
-    client: reqwest::blocking::Client,
+    plain: OnceLock<reqwest::blocking::Client>,
+    tls: OnceLock<reqwest::blocking::Client>,
     config: HttpConfig,
 }
 
@@ -75,16 +85,83 @@ impl fmt::Debug for HttpFetcher {
 }
 
 impl HttpFetcher {
+    /// Builds nothing yet: the clients are made on first use.
     pub fn new(config: HttpConfig) -> Result<HttpFetcher, Error> {
-        let client = reqwest::blocking::Client::builder()
-            .connect_timeout(config.connect_timeout)
+        Ok(HttpFetcher {
+            plain: OnceLock::new(),
+            tls: OnceLock::new(),
+            config,
+        })
+    }
+
+    fn builder(&self) -> reqwest::blocking::ClientBuilder {
+        reqwest::blocking::Client::builder()
+            .connect_timeout(self.config.connect_timeout)
             // The blocking client applies this to the wait for the headers
             // and to every single read of the body.
-            .timeout(config.read_timeout)
-            .user_agent(config.user_agent.clone())
+            .timeout(self.config.read_timeout)
+            .user_agent(self.config.user_agent.clone())
+    }
+
+    fn client(&self, https: bool) -> Result<&reqwest::blocking::Client, Error> {
+        let (slot, builder) = if https {
+            (&self.tls, None)
+        } else {
+            let plain =
+                self.builder()
+                    .tls_certs_only([])
+                    .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                        if attempt.url().scheme() == "https" {
+                            attempt.stop()
+                        } else if attempt.previous().len() >= 10 {
+                            attempt.error("too many redirects")
+                        } else {
+                            attempt.follow()
+                        }
+                    }));
+            (&self.plain, Some(plain))
+        };
+        if let Some(c) = slot.get() {
+            return Ok(c);
+        }
+        let client = builder
+            .unwrap_or_else(|| self.builder())
             .build()
             .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
-        Ok(HttpFetcher { client, config })
+        Ok(slot.get_or_init(|| client))
+    }
+
+    fn send(&self, url: &str) -> Result<reqwest::blocking::Response, Error> {
+        let https = !url
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
+        let send = |client: &reqwest::blocking::Client| {
+            client.get(url).send().map_err(|e| {
+                if e.is_timeout() {
+                    Error::SlowRetrieval {
+                        url: url.to_string(),
+                    }
+                } else {
+                    Error::Network {
+                        url: url.to_string(),
+                        reason: error_chain(&e),
+                    }
+                }
+            })
+        };
+        let response = send(self.client(https)?)?;
+        let redirected_to_tls = !https
+            && response.status().is_redirection()
+            && response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| response.url().join(l).ok())
+                .is_some_and(|u| u.scheme() == "https");
+        if redirected_to_tls {
+            return send(self.client(true)?);
+        }
+        Ok(response)
     }
 }
 
@@ -100,16 +177,7 @@ impl Fetcher for HttpFetcher {
         let slow = || Error::SlowRetrieval {
             url: url.to_string(),
         };
-        let mut response = self.client.get(url).send().map_err(|e| {
-            if e.is_timeout() {
-                slow()
-            } else {
-                Error::Network {
-                    url: url.to_string(),
-                    reason: error_chain(&e),
-                }
-            }
-        })?;
+        let mut response = self.send(url)?;
         let status = response.status();
         if !status.is_success() {
             return Err(Error::Http {

@@ -17,8 +17,13 @@
 //!   refresh with nothing new downloads only `timestamp.json` (after the
 //!   root probe the specification requires), and a lookup downloads only the
 //!   roles on its path (one hash bin, never all of them).
-//! - Every accepted file is persisted atomically (temporary file, fsync,
-//!   rename) as `{role}.json`, the role name percent-encoded.
+//! - Every accepted file is persisted atomically (temporary file, rename)
+//!   as `{role}.json`, the role name percent-encoded. Roots are also made
+//!   durable (fsync of the file and its directory) before they are relied
+//!   on; the other roles and downloaded targets only with
+//!   [`UpdaterConfig::sync_writes`], as in python-tuf, whose ngclient never
+//!   fsyncs: a file a crash lost or tore is found invalid on the next start
+//!   and downloaded again.
 //! - Downloads are bounded: metadata by the listed length or the configured
 //!   maximum, targets by their signed length; the [`HttpFetcher`] adds
 //!   timeouts and a minimum transfer rate.
@@ -74,6 +79,10 @@ pub struct UpdaterConfig {
     pub prefix_targets_with_hash: bool,
     /// The fixed update start time; `None` means now, when the updater is made.
     pub reference_time: Option<UtcTime>,
+    /// fsync every persisted timestamp, snapshot, targets role and target
+    /// file (and its directory), not only roots. Off by default: each fsync
+    /// costs milliseconds, and what a crash loses is downloaded again.
+    pub sync_writes: bool,
 }
 
 impl UpdaterConfig {
@@ -91,6 +100,7 @@ impl UpdaterConfig {
             targets_max_length: TARGETS_MAX_LENGTH,
             prefix_targets_with_hash: true,
             reference_time: None,
+            sync_writes: false,
         }
     }
 }
@@ -167,7 +177,8 @@ impl Updater {
         root: &[u8],
     ) -> Result<Updater, Error> {
         let updater = Updater::build(config, fetcher, root.to_vec())?;
-        updater.persist_root_history(updater.trusted.root().version, root)?;
+        // The anchor comes with every start, so its copy need not be durable.
+        updater.persist_root_history(updater.trusted.root().version, root, false)?;
         Ok(updater)
     }
 
@@ -391,9 +402,13 @@ impl Updater {
                 });
             }
         }
-        tmp.as_file().sync_all().map_err(|e| Error::io(&path, e))?;
+        if self.config.sync_writes {
+            tmp.as_file().sync_all().map_err(|e| Error::io(&path, e))?;
+        }
         tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
-        sync_dir(&dir);
+        if self.config.sync_writes {
+            sync_dir(&dir);
+        }
         Ok(path)
     }
 
@@ -424,15 +439,15 @@ impl Updater {
                 Err(e) => return Err(e),
             };
             self.trusted.update_root(&bytes)?;
-            self.persist_root_history(next, &bytes)?;
-            self.persist("root", &bytes)?;
+            self.persist_root_history(next, &bytes, true)?;
+            write_atomic(&self.local_path("root"), &bytes)?;
             self.root_bytes = bytes;
         }
-        // Whatever the anchor was, root.json is now the newest trusted root.
+        // Whatever the anchor was, root.json is now the newest trusted root
+        // (made durable when it was downloaded, above).
         let root_json = self.dir().join(role_name::file_name("root"));
-        if std::fs::read(&root_json).ok().as_deref() != Some(self.root_bytes.as_slice()) {
-            let bytes = self.root_bytes.clone();
-            self.persist("root", &bytes)?;
+        if !same_contents(&root_json, &self.root_bytes) {
+            write_file(&root_json, &self.root_bytes, self.config.sync_writes)?;
         }
         self.trusted.check_final_root()?;
         let new = self.trusted.root();
@@ -550,14 +565,21 @@ impl Updater {
         }
     }
 
+    /// Persists a non-root role: atomically, durably only with `sync_writes`.
     fn persist(&self, role: &str, bytes: &[u8]) -> Result<(), Error> {
-        write_atomic(&self.local_path(role), bytes)
+        write_file(&self.local_path(role), bytes, self.config.sync_writes)
     }
 
-    fn persist_root_history(&self, version: u64, bytes: &[u8]) -> Result<(), Error> {
+    /// Keeps a verified root as `root_history/{version}.root.json`; a file
+    /// already there with these bytes is left alone.
+    fn persist_root_history(&self, version: u64, bytes: &[u8], durable: bool) -> Result<(), Error> {
         let dir = self.dir().join(ROOT_HISTORY);
+        let path = dir.join(format!("{version}.root.json"));
+        if same_contents(&path, bytes) {
+            return Ok(());
+        }
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        write_atomic(&dir.join(format!("{version}.root.json")), bytes)
+        write_file(&path, bytes, durable || self.config.sync_writes)
     }
 
     fn remove_local(&self, role: &str) -> Result<(), Error> {
@@ -659,15 +681,32 @@ fn parent_dir(path: &Path) -> PathBuf {
 /// Writes `bytes` to `path` so that a crash leaves either the old file or
 /// the new one: a temporary file beside it, fsync, rename, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    write_file(path, bytes, true)
+}
+
+/// A temporary file beside `path`, renamed over it: readers see the old
+/// file or the new one, never a part. With `durable`, the file is fsynced
+/// before the rename and the directory after it.
+fn write_file(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Error> {
     let dir = parent_dir(path);
     let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| Error::io(&dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io(tmp.path(), e))?;
+    if durable {
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io(tmp.path(), e))?;
+    }
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    sync_dir(&dir);
+    if durable {
+        sync_dir(&dir);
+    }
     Ok(())
+}
+
+/// Whether the file at `path` holds exactly `bytes` (false if unreadable).
+fn same_contents(path: &Path, bytes: &[u8]) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64)
+        && std::fs::read(path).is_ok_and(|b| b == bytes)
 }
 
 /// Makes a rename durable. Best effort: not every platform can open a

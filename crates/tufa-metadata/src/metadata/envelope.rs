@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value};
 
 use super::{Role, Root, Targets};
-use crate::canonical::{to_canonical_bytes, to_json_bytes};
+use crate::canonical::{to_canonical_bytes, to_canonical_bytes_sized, to_json_bytes};
 use crate::error::Error;
 use crate::key::{Key, Signature};
 use crate::signer::Signer;
@@ -28,12 +28,17 @@ impl RawMetadata {
     /// Parses a metadata file. `name` (the role) labels errors. Refuses
     /// duplicate keyids in `signatures`, as python-tuf does.
     pub fn from_slice(name: &str, bytes: &[u8]) -> Result<RawMetadata, Error> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| Error::malformed(name, e))?;
-        RawMetadata::from_value(name, value)
+        let value = crate::json::value_from_slice(bytes).map_err(|e| Error::malformed(name, e))?;
+        RawMetadata::from_value_sized(name, value, bytes.len())
     }
 
     /// As [`RawMetadata::from_slice`], from an already parsed document.
     pub fn from_value(name: &str, value: Value) -> Result<RawMetadata, Error> {
+        RawMetadata::from_value_sized(name, value, 256)
+    }
+
+    /// `size_hint`: about how long the canonical signed bytes will be.
+    fn from_value_sized(name: &str, value: Value, size_hint: usize) -> Result<RawMetadata, Error> {
         let Value::Object(mut doc) = value else {
             return Err(Error::malformed(name, "metadata is not a JSON object"));
         };
@@ -56,7 +61,7 @@ impl RawMetadata {
                 });
             }
         }
-        let signed_bytes = to_canonical_bytes(&signed)?;
+        let signed_bytes = to_canonical_bytes_sized(&signed, size_hint)?;
         Ok(RawMetadata {
             signed,
             signatures,
