@@ -31,6 +31,8 @@ for d in $(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/x)") /u
     if [ -x "$d/initdb" ] && [ -x "$d/postgres" ]; then pgbin=$d; break; fi
 done
 [ -n "$pgbin" ] || { echo "error: no PostgreSQL server binaries (install Debian's postgresql)" >&2; exit 1; }
+psql=$(command -v psql || echo "$pgbin/psql")
+[ -x "$psql" ] || psql=$(ls /usr/lib/postgresql/*/bin/psql 2>/dev/null | tail -1)
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -59,7 +61,7 @@ pg_port=$((20000 + RANDOM % 20000))
     -c unix_socket_directories="$work" -c max_connections=300 >"$out/postgres.log" 2>&1 &
 pg_pid=$!
 url=postgres://tufa@127.0.0.1:$pg_port
-for _ in $(seq 100); do "$pgbin/psql" -h 127.0.0.1 -p "$pg_port" -U tufa -d postgres -qc 'select 1' >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 100); do "$psql" -h 127.0.0.1 -p "$pg_port" -U tufa -d postgres -qc 'select 1' >/dev/null 2>&1 && break; sleep 0.1; done
 
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -80,7 +82,7 @@ start_api() { # N ARGS...
 for w in $workers_list; do
     for r in $(seq "$runs"); do
         db=tufa_w${w}_r${r}
-        "$pgbin/psql" -h 127.0.0.1 -p "$pg_port" -U tufa -d postgres -qc "CREATE DATABASE $db" >/dev/null
+        "$psql" -h 127.0.0.1 -p "$pg_port" -U tufa -d postgres -qc "CREATE DATABASE $db" >/dev/null
         data=$work/data-$w-$r
         mkdir -p "$data"
         pids=()
