@@ -5,10 +5,10 @@
 #
 # Release build (not timed); one PostgreSQL server (initdb into a temporary
 # directory, 127.0.0.1 only, durable commits as in production); then for each
-# worker count W in WORKERS (default "1 2 4"), RUNS times (default 2), on a
+# worker count W in WORKERS (default "1 2 4"), RUNS times (default 3), on a
 # fresh database and data directory:
 #   W x `tufa worker`, 2 x `tufa serve --no-publisher` (one bootstraps with
-#   --dev --dev-bins BINS), then COUNT artifacts (default 50,000) in POSTs of
+#   --dev --dev-bins BINS), then COUNT artifacts (default 100,000) in POSTs of
 #   1,000, CONCURRENCY (default 4) at a time, spread over both API processes:
 #   time from the first POST to every task SUCCESS.
 # Results in RESULTS_DIR (default target/bench-results/scale-out-<UTC time>):
@@ -17,9 +17,9 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${1:-$repo/target/bench-results/scale-out-$(date -u +%Y%m%dT%H%M%SZ)}
-runs=${RUNS:-2}
+runs=${RUNS:-3}
 workers_list=${WORKERS:-"1 2 4"}
-count=${COUNT:-50000}
+count=${COUNT:-100000}
 bins=${BINS:-16384}
 concurrency=${CONCURRENCY:-4}
 py=${PYTHON:-python3}
@@ -70,13 +70,14 @@ for _ in $(seq 100); do "$psql" -h 127.0.0.1 -p "$pg_port" -U tufa -d postgres -
     echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$out/machine.txt"
 
-start_api() { # N ARGS...
+api_base=
+start_api() { # N ARGS...   (sets api_base; not in a subshell, so its pid is kept)
     local n=$1 port=$((20000 + RANDOM % 20000))
     shift
     "$tufa" serve --listen "127.0.0.1:$port" "$@" >"$out/api-$n.log" 2>&1 &
     pids+=($!)
-    until grep -q "listening on" "$out/api-$n.log"; do sleep 0.05; done
-    echo "http://127.0.0.1:$port"
+    until grep -qs "listening on" "$out/api-$n.log"; do sleep 0.05; done
+    api_base=http://127.0.0.1:$port
 }
 
 for w in $workers_list; do
@@ -90,9 +91,11 @@ for w in $workers_list; do
             "$tufa" worker --data-dir "$data" --database-url "$url/$db" >"$out/worker-$w-$r-$i.log" 2>&1 &
             pids+=($!)
         done
-        base1=$(start_api "$w-$r-1" --data-dir "$data" --database-url "$url/$db" --no-publisher --dev --dev-bins "$bins")
+        start_api "$w-$r-1" --data-dir "$data" --database-url "$url/$db" --no-publisher --dev --dev-bins "$bins"
+        base1=$api_base
         "$py" "$repo/bench/load.py" wait-bootstrap "$base1"
-        base2=$(start_api "$w-$r-2" --data-dir "$data" --database-url "$url/$db" --no-publisher)
+        start_api "$w-$r-2" --data-dir "$data" --database-url "$url/$db" --no-publisher
+        base2=$api_base
         "$py" "$repo/bench/load.py" bulk "$base1" --extra-base "$base2" --count "$count" --batch 1000 \
             --concurrency "$concurrency" --seed "w$w-r$r" >"$out/workers-$w-$r.json"
         say "workers=$w run $r: $(cat "$out/workers-$w-$r.json")"
