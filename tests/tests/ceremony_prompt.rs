@@ -53,8 +53,7 @@ fn ceremony_prompts_at_a_terminal_and_its_payload_bootstraps() {
     }
 
     let payload: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(work.path().join("payload.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(work.path().join("payload.json")).unwrap()).unwrap();
     let roles = &payload["settings"]["roles"];
     assert_eq!(roles["root"]["expiration"], 400);
     assert_eq!(roles["targets"]["expiration"], 365);

@@ -225,3 +225,71 @@ fn postgres_restart_is_survived() {
     }
     assert!(!published.contains("packages/p1000/p1000-1.0.tar.gz"));
 }
+
+/// `tufa import` into PostgreSQL while the service runs: one change, one
+/// task, published by the running publisher; the same CSV again changes
+/// nothing; a bad row refuses the whole import.
+#[test]
+fn import_into_postgres() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = pg.url();
+    let server = Server::start(
+        dir.path(),
+        &["--dev", "--dev-bins", "64", "--database-url", &url],
+    );
+    let csv = dir.path().join("import.csv");
+    let mut rows = String::new();
+    for i in 0..3000 {
+        rows.push_str(&format!(
+            "packages/imp{i}/imp{i}-1.0.tar.gz;{};sha256;{:064x}\n",
+            i + 1,
+            i
+        ));
+    }
+    std::fs::write(&csv, &rows).unwrap();
+    let import = |csv: &std::path::Path| {
+        Command::new(tufa_bin())
+            .args(["import", "--database-url", &url, "--data-dir"])
+            .arg(dir.path())
+            .arg("--csv")
+            .arg(csv)
+            .output()
+            .unwrap()
+    };
+    let out = import(&csv);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("3000 new or changed"), "{said}");
+    let again = import(&csv);
+    assert!(again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("nothing new to publish"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "packages/ok/ok-1.0.tar.gz;1;sha256;00\n../x;1;sha256;00\n",
+    )
+    .unwrap();
+    let refused = import(&bad);
+    assert!(!refused.status.success());
+    drop(server);
+    let metadata = dir.path().join("metadata");
+    verify_clean(&metadata);
+    let published = published_targets(&metadata);
+    assert_eq!(
+        published
+            .iter()
+            .filter(|p| p.starts_with("packages/imp"))
+            .count(),
+        3000
+    );
+    assert!(!published.contains("packages/ok/ok-1.0.tar.gz"));
+}

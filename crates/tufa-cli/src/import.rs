@@ -36,6 +36,13 @@ pub struct ImportArgs {
     /// directory [default: DATA_DIR/keys/online.pem].
     #[arg(long, value_name = "FILE", env = "TUFA_ONLINE_KEY")]
     online_key: Option<PathBuf>,
+    /// The state store when not DATA_DIR/tufa.db (sqlite://PATH or postgres://...).
+    #[arg(long, env = "TUFA_DATABASE_URL")]
+    database_url: Option<String>,
+    /// The metadata storage, when not DATA_DIR/metadata (used only if this
+    /// command publishes, i.e. when no publisher is running).
+    #[arg(long, env = "TUFA_STORAGE")]
+    storage: Option<String>,
     /// Record the import and stop: the next `tufa serve` on the data
     /// directory publishes it.
     #[arg(long)]
@@ -62,7 +69,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         None => OnlineKeySource::in_data_dir(&args.data_dir),
     };
     let db = args.data_dir.join("tufa.db");
-    if !db.exists() {
+    if args.database_url.is_none() && !db.exists() {
         bail!(
             "{} has no repository (no tufa.db): bootstrap it first (tufa serve)",
             args.data_dir.display()
@@ -71,8 +78,8 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let repo = Repository::open(RepositoryConfig {
         data_dir: args.data_dir.clone(),
         online_key,
-        database_url: None,
-        storage: None,
+        database_url: args.database_url.clone(),
+        storage: args.storage.clone(),
     })
     .await
     .with_context(|| format!("opening {}", args.data_dir.display()))?;

@@ -329,14 +329,11 @@ fn unix_now() -> i64 {
 impl Repository {
     /// The state database of this repository (`DATA_DIR/tufa.db`; the
     /// metadata directory is `DATA_DIR/metadata`).
-    fn database_path(&self) -> Result<PathBuf> {
-        match self.database_url().strip_prefix("sqlite://") {
-            Some(path) => Ok(PathBuf::from(path.split('?').next().unwrap_or(path))),
-            None => Err(Error::invalid(
-                "database-url",
-                "tufa import writes SQLite directly; import into PostgreSQL is not supported yet",
-            )),
-        }
+    /// The SQLite file, `None` on PostgreSQL.
+    fn database_path(&self) -> Option<PathBuf> {
+        self.database_url()
+            .strip_prefix("sqlite://")
+            .map(|path| PathBuf::from(path.split('?').next().unwrap_or(path)))
     }
 
     /// The settings fixed at bootstrap, or an error when the repository is
@@ -376,19 +373,6 @@ impl Repository {
             std::fs::metadata(file).map_err(|e| Error::storage(file, e))?;
         }
 
-        let options = SqliteConnectOptions::from_str(&format!(
-            "sqlite://{}",
-            self.database_path()?.display()
-        ))?
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(30))
-        // 64 MiB of page cache: inserting in CSV (random) order takes 12 s
-        // for a million rows with 16 MiB, 7 s with 64 MiB or more.
-        .pragma("cache_size", "-65536")
-        .pragma("temp_store", "memory");
-        let mut conn = SqliteConnection::connect_with(&options).await?;
-
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Batch>>(8);
         let reader = {
             let files = files.to_vec();
@@ -404,6 +388,37 @@ impl Repository {
                 .map_err(|e| Error::Corrupt(format!("starting the CSV reader: {e}")))?
         };
 
+        let result = match self.database_path() {
+            Some(path) => self.write_sqlite(&path, &mut rx, files, started).await,
+            None => self.write_any(&mut rx, files, started).await,
+        };
+        // On error the transaction was dropped (rolled back); stop the reader.
+        drop(rx);
+        let _ = reader.join();
+        if result.is_ok() {
+            self.wake_publisher();
+        }
+        result
+    }
+
+    /// The SQLite writer: a connection of its own with a large page cache,
+    /// `INSERT OR IGNORE` plus an `UPDATE` for re-registered paths.
+    async fn write_sqlite(
+        &self,
+        path: &Path,
+        rx: &mut tokio::sync::mpsc::Receiver<Result<Batch>>,
+        files: &[PathBuf],
+        started: Instant,
+    ) -> Result<ImportSummary> {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            // 64 MiB of page cache: inserting in CSV (random) order takes 12 s
+            // for a million rows with 16 MiB, 7 s with 64 MiB or more.
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory");
+        let mut conn = SqliteConnection::connect_with(&options).await?;
         let result = async {
             // Take the write lock now rather than at the first insert.
             let mut db = conn.begin_with("BEGIN IMMEDIATE").await?;
@@ -446,13 +461,7 @@ impl Repository {
             };
             let task_id = if changed > 0 {
                 let id = new_task_id();
-                let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-                let details = json!({
-                    "csv_files": names,
-                    "rows": stats.rows,
-                    "imported_artifacts": stats.artifacts,
-                    "changed_artifacts": changed,
-                });
+                let details = import_details(files, &stats, changed);
                 let now = unix_now();
                 sqlx::query(
                     "INSERT INTO tasks (id, kind, state, seq, status, message, details, created, updated)
@@ -486,15 +495,101 @@ impl Repository {
             })
         }
         .await;
-        // On error the transaction was dropped (rolled back); stop the reader.
-        drop(rx);
-        let _ = reader.join();
         let _ = conn.close().await;
-        if result.is_ok() {
-            self.wake_publisher();
-        }
         result
     }
+
+    /// The writer for any other engine (PostgreSQL): one transaction on the
+    /// store's pool, a multi-row upsert that changes only what differs.
+    async fn write_any(
+        &self,
+        rx: &mut tokio::sync::mpsc::Receiver<Result<Batch>>,
+        files: &[PathBuf],
+        started: Instant,
+    ) -> Result<ImportSummary> {
+        let mut db = self.store().pool().begin().await?;
+        let seq: i64 =
+            sqlx::query("UPDATE sequence SET last = last + 1 WHERE id = 1 RETURNING last")
+                .fetch_one(&mut *db)
+                .await?
+                .try_get("last")?;
+        let mut changed = 0u64;
+        let stats = loop {
+            let Some(batch) = rx.recv().await else {
+                return Err(Error::Corrupt("the CSV reader stopped unexpectedly".into()));
+            };
+            match batch? {
+                Batch::Rows(rows) => {
+                    let values = (0..rows.len())
+                        .map(|i| {
+                            format!("(${}, ${}, ${}, {seq}, 0)", 3 * i + 1, 3 * i + 2, 3 * i + 3)
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    // Counts rows inserted and rows whose info changed: a
+                    // path registered before with the same info is left alone.
+                    let sql = format!(
+                        "INSERT INTO artifacts (path, bin, info, change_seq, staged) VALUES {values}
+                         ON CONFLICT (path) DO UPDATE SET bin = excluded.bin, info = excluded.info,
+                             change_seq = excluded.change_seq, staged = 0
+                         WHERE artifacts.info IS DISTINCT FROM excluded.info"
+                    );
+                    let mut query = sqlx::query(&sql);
+                    for row in &rows {
+                        query = query
+                            .bind(row.path.as_str())
+                            .bind(i64::from(row.bin))
+                            .bind(row.info.as_str());
+                    }
+                    changed += query.execute(&mut *db).await?.rows_affected();
+                }
+                Batch::Done(stats) => break stats,
+            }
+        };
+        let task_id = if changed > 0 {
+            let id = new_task_id();
+            let now = unix_now();
+            sqlx::query(
+                "INSERT INTO tasks (id, kind, state, seq, status, message, details, created, updated)
+                 VALUES ($1, $2, 'PENDING', $3, NULL, $4, $5, $6, $7)",
+            )
+            .bind(&id)
+            .bind(IMPORT_TASK_KIND)
+            .bind(seq)
+            .bind("Artifact(s) imported")
+            .bind(import_details(files, &stats, changed).to_string())
+            .bind(now)
+            .bind(now)
+            .execute(&mut *db)
+            .await?;
+            db.commit().await?;
+            Some(id)
+        } else {
+            db.rollback().await?;
+            None
+        };
+        Ok(ImportSummary {
+            rows: stats.rows,
+            artifacts: stats.artifacts,
+            duplicates: stats.duplicates,
+            changed,
+            bins: stats.bins,
+            task_id,
+            seq,
+            elapsed: started.elapsed(),
+        })
+    }
+}
+
+/// The details recorded with an import's task.
+fn import_details(files: &[PathBuf], stats: &ReadStats, changed: u64) -> serde_json::Value {
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    json!({
+        "csv_files": names,
+        "rows": stats.rows,
+        "imported_artifacts": stats.artifacts,
+        "changed_artifacts": changed,
+    })
 }
 
 #[cfg(test)]
