@@ -675,6 +675,17 @@ impl Store {
         rows.iter().map(task_from_row).collect()
     }
 
+    /// Artifact changes accepted and not yet published: a cheap count (the
+    /// partial index on pending rows), for health checks polled often.
+    pub async fn pending_count(&self) -> Result<i64> {
+        Ok(
+            sqlx::query("SELECT COUNT(*) AS n FROM artifacts WHERE change_seq > published_seq")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?,
+        )
+    }
+
     /// Counts for the metrics endpoint: artifacts present, pending, tasks by state.
     pub async fn counts(&self) -> Result<BTreeMap<String, i64>> {
         let mut out = BTreeMap::new();
@@ -684,12 +695,7 @@ impl Store {
                 .await?
                 .try_get("n")?;
         out.insert("artifacts_published".into(), present);
-        let pending: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM artifacts WHERE change_seq > published_seq")
-                .fetch_one(&self.pool)
-                .await?
-                .try_get("n")?;
-        out.insert("artifacts_pending".into(), pending);
+        out.insert("artifacts_pending".into(), self.pending_count().await?);
         for row in sqlx::query("SELECT state, COUNT(*) AS n FROM tasks GROUP BY state")
             .fetch_all(&self.pool)
             .await?

@@ -23,13 +23,8 @@ async fn healthz(State(repo): State<Repository>) -> Result<Response, ApiError> {
     let (last, error) = repo.publisher_status().await;
     // Who publishes (any process: with `tufa worker`s it is not this one).
     let (epoch, holder, since) = repo.store().publisher_holder().await?;
-    let pending = repo
-        .store()
-        .counts()
-        .await?
-        .get("artifacts_pending")
-        .copied()
-        .unwrap_or(0);
+    // Not `counts()`: that also scans every artifact, too much for a probe.
+    let pending = repo.store().pending_count().await?;
     let status = if error.is_some() {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
