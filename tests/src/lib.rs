@@ -113,3 +113,65 @@ pub fn published_targets(metadata_dir: &Path) -> std::collections::BTreeSet<Stri
     }
     paths
 }
+
+/// Runs `tufa verify` on a metadata directory and fails the test with what
+/// it reported unless everything verifies.
+pub fn verify_clean(metadata: &Path) {
+    let out = Command::new(tufa_bin())
+        .arg("verify")
+        .arg(metadata)
+        .output()
+        .expect("run tufa verify");
+    assert!(
+        out.status.success(),
+        "tufa verify {} failed:\n{}\n{}",
+        metadata.display(),
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with("ok "))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One HTTP/1.0 request to `http://HOST:PORT` (no client library, so a test
+/// sees exactly what the server sent): (status, body). Status 0 when the
+/// server cannot be reached.
+pub fn http_request(base: &str, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://").trim_end_matches('/');
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return (0, Vec::new());
+    };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+    let head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    if stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(body))
+        .is_err()
+    {
+        return (0, Vec::new());
+    }
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(response.len(), |p| p + 4);
+    let status = String::from_utf8_lossy(&response[..split])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, response[split..].to_vec())
+}
+
+/// [`http_request`] with a text body and answer (the JSON API).
+pub fn http(base: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let (status, body) = http_request(base, method, path, body.as_bytes());
+    (status, String::from_utf8_lossy(&body).into_owned())
+}

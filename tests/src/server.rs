@@ -143,19 +143,9 @@ impl Server {
     /// a moment after the first timestamp is written).
     pub fn wait_bootstrapped(&self, timeout: Duration) {
         let start = Instant::now();
-        let addr = self.base_url.trim_start_matches("http://").to_string();
         loop {
-            let done = std::net::TcpStream::connect(&addr)
-                .and_then(|mut stream| {
-                    use std::io::{Read, Write};
-                    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-                    stream
-                        .write_all(b"GET /api/v1/bootstrap HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
-                    let mut response = String::new();
-                    stream.read_to_string(&mut response)?;
-                    Ok(response.contains("\"bootstrap\":true"))
-                })
-                .unwrap_or(false);
+            let (_, body) = crate::http(&self.base_url, "GET", "/api/v1/bootstrap", "");
+            let done = body.contains("\"bootstrap\":true");
             if done {
                 return;
             }

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use tufa_tests::server::Server;
-use tufa_tests::{run_python, tufa_bin};
+use tufa_tests::{run_python, tufa_bin, verify_clean};
 
 fn tufa(args: &[&str]) -> Output {
     Command::new(tufa_bin())
@@ -31,20 +31,6 @@ fn ok(out: Output, what: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn verify_clean(metadata: &Path) {
-    let out = tufa(&["verify", metadata.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "tufa verify failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.starts_with("ok "))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Writes `count` rows from `first` on; sha256 rows end in CRLF.

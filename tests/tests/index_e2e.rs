@@ -9,25 +9,7 @@
 use std::process::Command;
 
 use tufa_tests::server::Server;
-use tufa_tests::{run_python, tufa_bin};
-
-fn verify_clean(metadata: &std::path::Path) {
-    let out = Command::new(tufa_bin())
-        .arg("verify")
-        .arg(metadata)
-        .output()
-        .expect("run tufa verify");
-    assert!(
-        out.status.success(),
-        "tufa verify failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.starts_with("ok "))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use tufa_tests::{run_python, tufa_bin, verify_clean};
 
 fn start(dir: &std::path::Path) -> (Server, String) {
     let (server, printed) = Server::start_capturing(

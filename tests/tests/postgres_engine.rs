@@ -9,73 +9,18 @@ use std::time::{Duration, Instant};
 
 use tufa_tests::postgres::Postgres;
 use tufa_tests::server::{Server, Worker};
-use tufa_tests::{published_targets, run_python, tufa_bin};
-
-fn verify_clean(metadata: &std::path::Path) {
-    let out = Command::new(tufa_bin())
-        .arg("verify")
-        .arg(metadata)
-        .output()
-        .expect("run tufa verify");
-    assert!(
-        out.status.success(),
-        "tufa verify failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.starts_with("ok "))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A small HTTP/1.0 client: (status, body).
-fn http(base: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-    use std::io::{Read, Write};
-    let addr = base.trim_start_matches("http://");
-    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
-        return (0, String::new());
-    };
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let body = body.unwrap_or("");
-    let request = format!(
-        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    if stream.write_all(request.as_bytes()).is_err() {
-        return (0, String::new());
-    }
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
+use tufa_tests::{http, published_targets, run_python, tufa_bin, verify_clean};
 
 fn add_artifact(base: &str, i: usize) -> (u16, String) {
     let body = format!(
         r#"{{"artifacts":[{{"path":"packages/p{i}/p{i}-1.0.tar.gz","info":{{"length":{i},"hashes":{{"sha256":"{:064x}"}}}}}}]}}"#,
         i
     );
-    http(base, "POST", "/api/v1/artifacts/", Some(&body))
+    http(base, "POST", "/api/v1/artifacts/", &body)
 }
 
 fn task_state(base: &str, task_id: &str) -> Option<String> {
-    let (status, body) = http(
-        base,
-        "GET",
-        &format!("/api/v1/task/?task_id={task_id}"),
-        None,
-    );
+    let (status, body) = http(base, "GET", &format!("/api/v1/task/?task_id={task_id}"), "");
     if status != 200 {
         return None;
     }

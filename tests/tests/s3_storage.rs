@@ -5,12 +5,13 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
-use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tufa_tests::server::Server;
-use tufa_tests::{published_targets, python, python_script, run_python, tufa_bin, workspace_root};
+use tufa_tests::{
+    http_request, published_targets, python, python_script, run_python, tufa_bin, workspace_root,
+};
 
 const BUCKET: &str = "tufa-metadata";
 
@@ -57,33 +58,7 @@ impl Moto {
 
     /// An unsigned request (moto does not check signatures): (status, body).
     fn request(&self, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
-            return (0, Vec::new());
-        };
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let head = format!(
-            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\n\r\n",
-            self.port,
-            body.len()
-        );
-        if s.write_all(head.as_bytes())
-            .and_then(|()| s.write_all(body))
-            .is_err()
-        {
-            return (0, Vec::new());
-        }
-        let mut response = Vec::new();
-        let _ = s.read_to_end(&mut response);
-        let split = response
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map_or(response.len(), |p| p + 4);
-        let status = String::from_utf8_lossy(&response[..split])
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        (status, response[split..].to_vec())
+        http_request(&self.endpoint(), method, path, body)
     }
 }
 
@@ -95,23 +70,7 @@ impl Drop for Moto {
 }
 
 fn http_get(base: &str, path: &str) -> (u16, Vec<u8>) {
-    let addr = base.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut response = Vec::new();
-    s.read_to_end(&mut response).unwrap();
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(response.len(), |p| p + 4);
-    let status = String::from_utf8_lossy(&response[..split])
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, response[split..].to_vec())
+    http_request(base, "GET", path, b"")
 }
 
 #[test]

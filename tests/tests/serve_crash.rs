@@ -4,25 +4,10 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use tufa_tests::server::Server;
-use tufa_tests::{run_python, tufa_bin};
-
-fn verify_clean(metadata: &Path) {
-    let out = Command::new(tufa_bin())
-        .arg("verify")
-        .arg(metadata)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "tufa verify failed after a crash:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use tufa_tests::{run_python, verify_clean};
 
 #[test]
 fn sigkill_during_publication_loses_nothing() {

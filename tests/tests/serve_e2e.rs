@@ -3,28 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
-use std::process::Command;
-
 use tufa_tests::server::Server;
-use tufa_tests::{run_python, tufa_bin};
-
-fn verify_clean(metadata: &std::path::Path) {
-    let out = Command::new(tufa_bin())
-        .arg("verify")
-        .arg(metadata)
-        .output()
-        .expect("run tufa verify");
-    assert!(
-        out.status.success(),
-        "tufa verify failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.starts_with("ok "))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use tufa_tests::{run_python, verify_clean};
 
 /// 10,000 artifacts in 100 concurrent requests into 16384 bins; ngclient
 /// finds every one in the bin python-tuf's SuccinctRoles names; 1,000

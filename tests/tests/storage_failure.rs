@@ -5,35 +5,10 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
 
-use std::io::{Read, Write};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tufa_tests::server::Server;
-use tufa_tests::{published_targets, tufa_bin};
-
-fn http(base: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
+use tufa_tests::{http, published_targets, verify_clean};
 
 fn add(base: &str, name: &str) -> String {
     let body = format!(
@@ -110,16 +85,7 @@ fn failing_metadata_storage_delays_but_loses_nothing() {
     assert_eq!(status, 200, "{body}");
     drop(server);
 
-    let out = Command::new(tufa_bin())
-        .arg("verify")
-        .arg(&metadata)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    verify_clean(&metadata);
     let published = published_targets(&metadata);
     assert!(published.contains("packages/before/before-1.0.tar.gz"));
     assert!(published.contains("packages/during/during-1.0.tar.gz"));

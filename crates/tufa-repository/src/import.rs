@@ -483,16 +483,7 @@ impl Repository {
                 db.rollback().await?;
                 None
             };
-            Ok(ImportSummary {
-                rows: stats.rows,
-                artifacts: stats.artifacts,
-                duplicates: stats.duplicates,
-                changed,
-                bins: stats.bins,
-                task_id,
-                seq,
-                elapsed: started.elapsed(),
-            })
+            Ok(ImportSummary::of(&stats, changed, task_id, seq, started))
         }
         .await;
         let _ = conn.close().await;
@@ -568,7 +559,21 @@ impl Repository {
             db.rollback().await?;
             None
         };
-        Ok(ImportSummary {
+        Ok(ImportSummary::of(&stats, changed, task_id, seq, started))
+    }
+}
+
+impl ImportSummary {
+    /// What a writer reports once its transaction is committed (or rolled
+    /// back, when nothing changed).
+    fn of(
+        stats: &ReadStats,
+        changed: u64,
+        task_id: Option<String>,
+        seq: i64,
+        started: Instant,
+    ) -> ImportSummary {
+        ImportSummary {
             rows: stats.rows,
             artifacts: stats.artifacts,
             duplicates: stats.duplicates,
@@ -577,7 +582,7 @@ impl Repository {
             task_id,
             seq,
             elapsed: started.elapsed(),
-        })
+        }
     }
 }
 
