@@ -3,7 +3,7 @@
 //! under `DATA_DIR/files/sha256/`), and the generated PEP 503 / PEP 691
 //! project pages.
 //!
-//! An upload commits, in one SQLite transaction, the file's row, both
+//! An upload commits, in one database transaction, the file's row, both
 //! regenerated pages and the TUF target changes
 //! (`packages/{project}/{filename}`, for a wheel with METADATA also
 //! `packages/{project}/{filename}.metadata` (PEP 658),

@@ -2,8 +2,9 @@
 //! thousands of hash bins signed, consistent and fresh while an index adds
 //! and removes files.
 //!
-//! - [`store`]: the state store (SQLite in the data directory).
-//! - [`storage`]: published metadata (a directory, atomic and durable writes).
+//! - [`store`]: the state store (SQLite in the data directory, or PostgreSQL).
+//! - [`storage`]: published metadata (a directory or S3-compatible object storage; atomic, durable, snapshots and roots written once).
+//! - [`repository`] also holds the publisher lock and lease (file lock or PostgreSQL advisory lock, fenced by an epoch).
 //! - [`publisher`]: the single sequential publisher: batches, bins, snapshot, timestamp, expiry.
 //! - [`repository`]: the service facade the HTTP API calls.
 //! - [`bootstrap`]: RSTUF's bootstrap payload and its checks.

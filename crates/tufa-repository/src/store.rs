@@ -1,6 +1,7 @@
 //! The state store: everything the service keeps, in SQLite in the data
-//! directory (nothing to install). Every accepted change is committed here
-//! before the API answers; the publisher reads pending changes from here.
+//! directory (nothing to install) or in PostgreSQL (many processes). Every
+//! accepted change is committed here before the API answers; the publisher
+//! reads pending changes from here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
