@@ -270,3 +270,80 @@ impl RateGuard {
         ok
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+
+    /// A one-thread HTTP server on 127.0.0.1 that answers every request with
+    /// `respond(path)`; returns its base URL.
+    fn serve(respond: fn(&str) -> String) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream);
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).is_err() {
+                    continue;
+                }
+                // Skip the headers.
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let path = request_line.split(' ').nth(1).unwrap_or("/").to_string();
+                let _ = reader.get_mut().write_all(respond(&path).as_bytes());
+            }
+        });
+        base
+    }
+
+    fn fetcher() -> HttpFetcher {
+        HttpFetcher::new(HttpConfig::default()).expect("fetcher")
+    }
+
+    #[test]
+    fn plain_client_follows_plain_redirects() {
+        let base = serve(|path| match path {
+            "/moved" => "HTTP/1.1 302 Found\r\nLocation: /here\r\nContent-Length: 0\r\n\r\n".into(),
+            _ => "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".into(),
+        });
+        let body = fetch_bytes(&fetcher(), &format!("{base}/moved"), 100).expect("fetch");
+        assert_eq!(body, b"hello");
+    }
+
+    #[test]
+    fn redirect_to_https_is_fetched_with_the_tls_client() {
+        // A port nothing listens on: the TLS client's attempt fails to
+        // connect, which shows the redirect was followed, not handed back
+        // as a 301 (the plain client stops at https redirects).
+        let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = closed.local_addr().expect("addr").port();
+        drop(closed);
+        // The port must reach the responder, which is a plain fn: pass it
+        // through the path of the first request.
+        let base = serve(|path| {
+            let port = path.trim_start_matches("/to-tls/");
+            format!(
+                "HTTP/1.1 301 Moved Permanently\r\nLocation: https://127.0.0.1:{port}/x\r\nContent-Length: 0\r\n\r\n"
+            )
+        });
+        let url = format!("{base}/to-tls/{port}");
+        match fetch_bytes(&fetcher(), &url, 100) {
+            Err(Error::Network {
+                url: failed,
+                reason,
+            }) => {
+                assert_eq!(failed, url);
+                assert!(
+                    reason.contains(&format!("127.0.0.1:{port}")) || reason.contains("connect"),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected the TLS client's connection error, got {other:?}"),
+        }
+    }
+}
