@@ -31,6 +31,7 @@ use crate::error::{Error, Result};
 use crate::publisher::BINS_PREFIX;
 use crate::repository::Repository;
 use crate::settings::{RepositorySettings, SETTINGS_KEY};
+use crate::store::SAVE_PUBLISHED_INFO;
 use crate::task::new_task_id;
 use crate::validate;
 
@@ -291,7 +292,9 @@ fn insert_sql(rows: usize, seq: i64) -> String {
 /// alone, so importing the same CSV twice publishes nothing the second time.
 fn update_sql(rows: usize, seq: i64) -> String {
     let mut sql = String::with_capacity(300 + rows * 8);
-    sql.push_str("UPDATE artifacts SET bin = v.column2, info = v.column3, change_seq = ");
+    sql.push_str("UPDATE artifacts SET ");
+    sql.push_str(SAVE_PUBLISHED_INFO);
+    sql.push_str(", bin = v.column2, info = v.column3, change_seq = ");
     sql.push_str(&seq.to_string());
     sql.push_str(", staged = 0 FROM (VALUES ");
     for i in 0..rows {
@@ -521,7 +524,7 @@ impl Repository {
                     // path registered before with the same info is left alone.
                     let sql = format!(
                         "INSERT INTO artifacts (path, bin, info, change_seq, staged) VALUES {values}
-                         ON CONFLICT (path) DO UPDATE SET bin = excluded.bin, info = excluded.info,
+                         ON CONFLICT (path) DO UPDATE SET {SAVE_PUBLISHED_INFO}, bin = excluded.bin, info = excluded.info,
                              change_seq = excluded.change_seq, staged = 0
                          WHERE artifacts.info IS DISTINCT FROM excluded.info"
                     );

@@ -22,7 +22,7 @@ use tufa_metadata::{HashAlgorithm, SuccinctRoles, TargetFile, UtcTime};
 use crate::error::{Error, Result};
 use crate::publisher::BINS_PREFIX;
 use crate::settings::{RepositorySettings, SETTINGS_KEY};
-use crate::store::Store;
+use crate::store::{PUBLISHED_INFO, SAVE_PUBLISHED_INFO, Store};
 
 /// The setting that holds the largest accepted upload, in bytes.
 pub const MAX_UPLOAD_SIZE_KEY: &str = "index_max_upload_size";
@@ -293,6 +293,8 @@ pub struct PublishedFile {
 #[derive(Debug, Clone)]
 pub struct Index {
     pool: AnyPool,
+    /// Write transactions (see `Store::writer`).
+    writer: AnyPool,
     data_dir: PathBuf,
 }
 
@@ -424,6 +426,7 @@ impl Index {
     pub fn with_store(store: &Store, data_dir: &Path) -> Index {
         Index {
             pool: store.pool().clone(),
+            writer: store.writer().clone(),
             data_dir: data_dir.to_path_buf(),
         }
     }
@@ -465,7 +468,7 @@ impl Index {
         .bind(name)
         .bind(sha256_hex(token.as_bytes()))
         .bind(now())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         if done.rows_affected() == 0 {
             return Err(IndexError::Invalid(format!("user {name:?} already exists")));
@@ -479,7 +482,7 @@ impl Index {
         let done = sqlx::query("UPDATE index_users SET token_sha256 = $1 WHERE name = $2")
             .bind(sha256_hex(token.as_bytes()))
             .bind(name)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         if done.rows_affected() == 0 {
             return Err(IndexError::NotFound(format!("no user {name:?}")));
@@ -526,7 +529,7 @@ impl Index {
         sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
             .bind(MAX_UPLOAD_SIZE_KEY)
             .bind(bytes.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -564,7 +567,7 @@ impl Index {
     ) -> std::result::Result<Uploaded, IndexError> {
         let succinct = self.succinct().await?;
         let project = normalize_name(&file.project);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         // A write first: the transaction holds the write lock from here on,
         // so everything read below is current.
         let seq: i64 =
@@ -655,7 +658,7 @@ impl Index {
     ) -> std::result::Result<i64, IndexError> {
         let succinct = self.succinct().await?;
         let project = normalize_name(project);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let seq = next_seq(&mut tx).await?;
         let done = sqlx::query(
             "UPDATE index_files SET yanked = $1 WHERE project = $2 AND filename = $3 AND deleted = 0",
@@ -686,7 +689,7 @@ impl Index {
     ) -> std::result::Result<i64, IndexError> {
         let succinct = self.succinct().await?;
         let project = normalize_name(project);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let seq = next_seq(&mut tx).await?;
         let rows = sqlx::query(
             "SELECT filename, CASE WHEN metadata_sha256 IS NULL THEN 0 ELSE 1 END AS has_metadata
@@ -756,14 +759,15 @@ impl Index {
     /// `index.json`): exactly the bytes the live metadata signs.
     pub async fn published_page(&self, project: &str, name: &str) -> Result<Option<Vec<u8>>> {
         // Two lookups rather than a JSON function in SQL: the same on both engines.
-        let info: Option<String> =
-            sqlx::query("SELECT published_info FROM artifacts WHERE path = $1")
-                .bind(format!("simple/{project}/{name}"))
-                .fetch_optional(&self.pool)
-                .await?
-                .map(|r| r.try_get::<Option<String>, _>("published_info"))
-                .transpose()?
-                .flatten();
+        let info: Option<String> = sqlx::query(&format!(
+            "SELECT {PUBLISHED_INFO} AS published_info FROM artifacts WHERE path = $1"
+        ))
+        .bind(format!("simple/{project}/{name}"))
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| r.try_get::<Option<String>, _>("published_info"))
+        .transpose()?
+        .flatten();
         let Some(info) = info else {
             return Ok(None);
         };
@@ -784,7 +788,7 @@ impl Index {
         let rows = sqlx::query(
             "SELECT name FROM index_projects p WHERE EXISTS (
                  SELECT 1 FROM artifacts a WHERE a.path = 'simple/' || p.name || '/index.html'
-                     AND a.published_info IS NOT NULL)
+                     AND (CASE WHEN a.change_seq <= a.published_seq THEN a.info ELSE a.published_info END) IS NOT NULL)
              ORDER BY name",
         )
         .fetch_all(&self.pool)
@@ -801,10 +805,12 @@ impl Index {
         project: &str,
         filename: &str,
     ) -> Result<Option<PublishedFile>> {
-        let row = sqlx::query("SELECT published_info FROM artifacts WHERE path = $1")
-            .bind(format!("packages/{project}/{filename}"))
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {PUBLISHED_INFO} AS published_info FROM artifacts WHERE path = $1"
+        ))
+        .bind(format!("packages/{project}/{filename}"))
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(info) = row
             .map(|r| r.try_get::<Option<String>, _>("published_info"))
             .transpose()?
@@ -899,11 +905,11 @@ async fn record_changes(
             .map(serde_json::to_string)
             .transpose()
             .map_err(|e| Error::Corrupt(e.to_string()))?;
-        sqlx::query(
+        sqlx::query(&format!(
             "INSERT INTO artifacts (path, bin, info, change_seq, staged) VALUES ($1, $2, $3, $4, 0)
-             ON CONFLICT (path) DO UPDATE SET info = excluded.info, change_seq = excluded.change_seq,
-                 staged = 0",
-        )
+             ON CONFLICT (path) DO UPDATE SET {SAVE_PUBLISHED_INFO}, info = excluded.info,
+                 change_seq = excluded.change_seq, staged = 0"
+        ))
         .bind(path)
         .bind(succinct.bin_for_target(path) as i64)
         .bind(info)

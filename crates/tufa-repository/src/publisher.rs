@@ -275,6 +275,7 @@ impl Publisher {
 
     /// One publication if anything is pending or due; `None` when idle.
     pub async fn step(&mut self) -> Result<Option<Publication>> {
+        let started = Instant::now();
         let now = self.clock.now();
         let batch = self.store.pending_batch().await?;
         let mut bins = batch.bins.clone();
@@ -305,6 +306,8 @@ impl Publisher {
             .await?;
         Ok(Some(Publication {
             tasks_completed,
+            // The whole step: reading the batch, publishing, recording it.
+            millis: started.elapsed().as_millis(),
             ..publication
         }))
     }
