@@ -61,6 +61,10 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+# Nothing is deleted before the end: on ext4, deleting tens of thousands of
+# files makes creating new ones up to 10 times slower for minutes (the inode
+# allocator skips recently deleted inodes), which would slow whichever run
+# came after a deletion. Every run gets its own directory instead.
 cd "$repo"
 
 say "building tufa (release, not timed)"
@@ -107,9 +111,8 @@ stop_server() {
 python_run() {
     if [ -n "${SKIP_PYTUF:-}" ]; then return; fi
     say "python-tuf run $1: repo_build.py --targets 100000 --bins 16384 --batch 1000"
-    "$py" "$shared/repo_build.py" --targets 100000 --bins 16384 --batch 1000 --out "$work/pytuf" \
+    "$py" "$shared/repo_build.py" --targets 100000 --bins 16384 --batch 1000 --out "$work/pytuf-$1" \
         >"$out/py-$1.json" 2>"$out/py-$1.log"
-    rm -rf "$work/pytuf"
     echo "load after python run $1: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/machine.txt"
 }
 
@@ -136,25 +139,23 @@ for n in $(seq "$runs"); do
     "$py" "$work/load.py" bulk "$base" --count 100000 --batch 1000 --concurrency "$concurrency" >"$out/api-$n.json"
     stop_server
     say "api $n: $(cat "$out/api-$n.json")"
-    rm -rf "$work/boot-$n"
 done
 
 # (c) tufa import of 1,000,000 rows, the server stopped.
 say "writing 1,000,000 CSV rows (not timed)"
 "$py" "$work/load.py" csv "$work/import.csv" --count 1000000
 for n in $(seq "$import_runs"); do
-    rm -rf "$work/import-data"
-    cp -a "$work/pristine" "$work/import-data"
+    cp -a "$work/pristine" "$work/import-data-$n"
     sync
     if [ -x /usr/bin/time ]; then
-        /usr/bin/time -v "$tufa" import --data-dir "$work/import-data" --csv "$work/import.csv" \
+        /usr/bin/time -v "$tufa" import --data-dir "$work/import-data-$n" --csv "$work/import.csv" \
             >"$out/import-$n.log" 2>"$out/import-$n.time"
         wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$out/import-$n.time" |
             awk -F: '{ if (NF == 3) print $1 * 3600 + $2 * 60 + $3; else print $1 * 60 + $2 }')
         rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$out/import-$n.time")
     else
         t0=$(date +%s.%N)
-        "$tufa" import --data-dir "$work/import-data" --csv "$work/import.csv" >"$out/import-$n.log" 2>"$out/import-$n.time" &
+        "$tufa" import --data-dir "$work/import-data-$n" --csv "$work/import.csv" >"$out/import-$n.log" 2>"$out/import-$n.time" &
         pid=$!
         rss_kb=0
         while kill -0 "$pid" 2>/dev/null; do
@@ -170,7 +171,6 @@ for n in $(seq "$import_runs"); do
     echo "{\"bench\": \"import\", \"rows\": 1000000, \"bins\": 16384, \"wall_s\": $wall, \"commit_s\": ${commit_s:-null}, \"publish_s\": ${publish_s:-null}, \"peak_rss_bytes\": $((rss_kb * 1024))}" >"$out/import-$n.json"
     say "import $n: $(cat "$out/import-$n.json")"
 done
-rm -rf "$work/import-data" "$work/import.csv"
 
 # (d) sustained load.
 start_server "$work/pristine" "$out/sustained.log"
