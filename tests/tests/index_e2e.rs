@@ -98,3 +98,49 @@ fn fifty_concurrent_uploads_all_land() {
     server.kill();
     verify_clean(&server.metadata_dir());
 }
+
+/// A file registered through the API (another index serves its bytes) is
+/// signed, but this index cannot serve it: a 404 that says so, not a 500.
+#[test]
+fn api_registered_file_is_not_found_here_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _token) = start(dir.path());
+    let body = serde_json::json!({"artifacts": [{
+        "path": "packages/elsewhere/elsewhere-1.0.tar.gz",
+        "info": {"length": 3, "hashes": {"sha256": "ab".repeat(32)}},
+    }]});
+    let (status, answer) = tufa_tests::http(
+        &server.base_url,
+        "POST",
+        "/api/v1/artifacts/",
+        &body.to_string(),
+    );
+    assert_eq!(status, 202, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let task_id = answer["data"]["task_id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, task) = tufa_tests::http(
+            &server.base_url,
+            "GET",
+            &format!("/api/v1/task/?task_id={task_id}"),
+            "",
+        );
+        if task.contains("SUCCESS") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "task not done: {task}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (status, answer) = tufa_tests::http(
+        &server.base_url,
+        "GET",
+        "/packages/elsewhere/elsewhere-1.0.tar.gz",
+        "",
+    );
+    assert_eq!(status, 404, "{answer}");
+    assert!(answer.contains("does not hold its bytes"), "{answer}");
+}

@@ -64,8 +64,18 @@ pub(crate) async fn file(
     }
     let file = match tokio::fs::File::open(&found.path).await {
         Ok(f) => f,
+        // Signed but not here: an artifact registered through the API for
+        // files another index serves. Nothing to serve, and no fault of ours.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(path = %found.path.display(), "a signed file whose bytes this index does not hold was asked for");
+            return refuse(
+                StatusCode::NOT_FOUND,
+                "Not Found: the file is signed, but this index does not hold its bytes \
+                 (registered through the API, not uploaded).",
+            );
+        }
         Err(e) => {
-            tracing::error!(path = %found.path.display(), error = %e, "a published file is missing");
+            tracing::error!(path = %found.path.display(), error = %e, "a published file cannot be read");
             return internal(&e);
         }
     };
