@@ -18,6 +18,7 @@ pub mod gc;
 pub mod import;
 pub mod index;
 pub mod online_key;
+pub mod pep480;
 pub mod publisher;
 pub mod repository;
 pub mod settings;
@@ -29,4 +30,4 @@ pub mod validate;
 
 pub use error::{Error, Result};
 pub use repository::{Accepted, Repository, RepositoryConfig};
-pub use settings::{BootstrapState, Expiration, RepositorySettings};
+pub use settings::{BootstrapState, Expiration, Layout, RepositorySettings};

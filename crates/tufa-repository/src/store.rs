@@ -646,6 +646,22 @@ impl Store {
         Ok(out)
     }
 
+    /// One published role's version and expiry (without reading all 16,384 bins).
+    pub async fn role(&self, name: &str) -> Result<Option<RoleVersion>> {
+        let row = sqlx::query("SELECT version, expires FROM roles WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            let version: i64 = row.try_get("version")?;
+            Ok(RoleVersion {
+                version: version as u64,
+                expires: row.try_get("expires")?,
+            })
+        })
+        .transpose()
+    }
+
     /// One task.
     pub async fn task(&self, id: &str) -> Result<Option<Task>> {
         let row = sqlx::query("SELECT * FROM tasks WHERE id = $1")

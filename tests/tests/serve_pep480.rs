@@ -1,0 +1,256 @@
+//! The pep480 layout end to end: `tufa ceremony --layout pep480` signs an
+//! offline targets and claimed, `tufa serve` is bootstrapped with them through
+//! `tufa admin`, artifacts go in through the RSTUF API, and python-tuf's
+//! ngclient finds them by walking targets -> claimed -> recently-claimed ->
+//! unclaimed -> bins; `tufa verify` is clean; bad payloads are refused.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use tufa_metadata::{Metadata, PrivateKey, Root, Signer, Targets};
+use tufa_tests::server::Server;
+use tufa_tests::{http, run_python, tufa_bin, verify_clean};
+
+fn tufa(dir: &Path, args: &[&str]) -> Output {
+    Command::new(tufa_bin())
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn key(dir: &Path, name: &str) -> PrivateKey {
+    let pem = std::fs::read_to_string(dir.join("ceremony-keys").join(name)).unwrap();
+    PrivateKey::from_pem(&pem, None, None).unwrap()
+}
+
+/// Replaces every signature of `doc` (a targets or root document) by `keys`'.
+fn resign<T: tufa_metadata::Role>(doc: &Value, keys: &[&PrivateKey]) -> Value {
+    let mut md: Metadata<T> = Metadata::from_slice(&serde_json::to_vec(doc).unwrap()).unwrap();
+    md.signatures.clear();
+    for k in keys {
+        md.sign(*k as &dyn Signer).unwrap();
+    }
+    serde_json::from_slice(&md.to_bytes().unwrap()).unwrap()
+}
+
+/// POSTs a bootstrap payload; asserts a 4xx whose body names `field`.
+fn refused(base: &str, payload: &Value, field: &str) {
+    let (status, body) = http(base, "POST", "/api/v1/bootstrap/", &payload.to_string());
+    assert!(
+        (400..500).contains(&status),
+        "expected a 4xx naming {field}, got {status}: {body}"
+    );
+    assert!(
+        body.contains(field),
+        "the refusal should name {field}: {body}"
+    );
+}
+
+#[test]
+fn pep480_ceremony_bootstrap_artifacts_and_ngclient_walk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    ok(tufa(
+        w,
+        &[
+            "ceremony",
+            "--no-prompt",
+            "--dev",
+            "--layout",
+            "pep480",
+            "--generate-root-keys",
+            "2",
+            "--generate-online-key",
+            "--bins",
+            "16",
+            "--out",
+            "payload.json",
+        ],
+    ));
+    let payload: Value =
+        serde_json::from_slice(&std::fs::read(w.join("payload.json")).unwrap()).unwrap();
+    assert_eq!(payload["settings"]["layout"], "pep480");
+    let root_1 = key(w, "root-1.pem");
+    let root_2 = key(w, "root-2.pem");
+    let online = key(w, "online.pem");
+
+    let data = w.join("data");
+    let server = Server::start(
+        &data,
+        &[
+            "--online-key",
+            w.join("ceremony-keys/online.pem").to_str().unwrap(),
+        ],
+    );
+    let api = server.base_url.clone();
+
+    // Bad payloads: refused with a 4xx naming the field, nothing stored
+    // (the good payload is accepted afterwards).
+    let mut missing = payload.clone();
+    missing["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("claimed");
+    refused(&api, &missing, "metadata.claimed");
+
+    let mut swapped = payload.clone();
+    {
+        let targets = &mut swapped["metadata"]["targets"];
+        let roles = targets["signed"]["delegations"]["roles"]
+            .as_array_mut()
+            .unwrap();
+        roles.swap(0, 1);
+        *targets = resign::<Targets>(targets, &[&root_1, &root_2]);
+    }
+    refused(&api, &swapped, "metadata.targets.signed.delegations.roles");
+
+    let mut online_targets = payload.clone();
+    {
+        let root = &mut online_targets["metadata"]["root"];
+        root["signed"]["roles"]["targets"]["keyids"] = serde_json::json!([online.keyid()]);
+        *root = resign::<Root>(root, &[&root_1, &root_2]);
+        let targets = &mut online_targets["metadata"]["targets"];
+        *targets = resign::<Targets>(targets, &[&online]);
+    }
+    refused(&api, &online_targets, "metadata.root.signed.roles.targets");
+
+    let (_, state) = http(&api, "GET", "/api/v1/bootstrap/", "");
+    assert!(state.contains("\"bootstrap\":false"), "{state}");
+
+    ok(tufa(
+        w,
+        &["admin", "--api", &api, "send-bootstrap", "payload.json"],
+    ));
+    let (status, config) = http(&api, "GET", "/api/v1/config/", "");
+    assert_eq!(status, 200, "{config}");
+    assert!(config.contains("\"layout\":\"pep480\""), "{config}");
+    assert!(config.contains("\"targets_online_key\":false"), "{config}");
+
+    // The offline roles are published exactly as the ceremony signed them.
+    let metadata = server.metadata_dir();
+    for role in ["targets", "claimed"] {
+        let published = std::fs::read(metadata.join(format!("1.{role}.json"))).unwrap();
+        let given = tufa_metadata::canonical::to_json_bytes(&payload["metadata"][role]).unwrap();
+        assert_eq!(published, given, "1.{role}.json is not the ceremony's");
+    }
+
+    let root1 = metadata.join("1.root.json");
+    let out = run_python("pep480_client.py", &[api.as_ref(), root1.as_os_str()]);
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+
+    // Forced re-signing touches only online roles; the offline ones stay v1.
+    let (status, body) = http(&api, "POST", "/api/v1/metadata/online", "{\"roles\":[]}");
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = http(
+        &api,
+        "POST",
+        "/api/v1/metadata/online",
+        "{\"roles\":[\"targets\"]}",
+    );
+    assert!((400..500).contains(&status), "targets is offline: {body}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !metadata.join("2.unclaimed.json").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "unclaimed not re-signed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(metadata.join("2.recently-claimed.json").exists());
+    assert!(!metadata.join("2.targets.json").exists());
+    assert!(!metadata.join("2.claimed.json").exists());
+
+    let report = ok(Command::new(tufa_bin())
+        .arg("verify")
+        .arg(&metadata)
+        .output()
+        .unwrap());
+    for role in [
+        "targets",
+        "claimed",
+        "recently-claimed",
+        "unclaimed",
+        "bins-0",
+    ] {
+        assert!(
+            report
+                .lines()
+                .any(|l| l.starts_with("ok") && l.contains(&format!(" {role} v"))),
+            "tufa verify did not check {role}:\n{report}"
+        );
+    }
+    drop(server);
+    verify_clean(&metadata);
+}
+
+/// An offline role close to expiry makes `/healthz` warn (the service
+/// cannot re-sign it): targets signed for 1 day while the settings say a
+/// targets lifetime is 3650 days, so the 30-day margin is reached at once.
+#[test]
+fn healthz_warns_about_offline_roles_near_expiry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    ok(tufa(
+        w,
+        &[
+            "ceremony",
+            "--no-prompt",
+            "--dev",
+            "--layout",
+            "pep480",
+            "--generate-root-keys",
+            "1",
+            "--generate-online-key",
+            "--bins",
+            "4",
+            "--targets-expiration",
+            "1",
+            "--out",
+            "payload.json",
+        ],
+    ));
+    let mut payload: Value =
+        serde_json::from_slice(&std::fs::read(w.join("payload.json")).unwrap()).unwrap();
+    payload["settings"]["roles"]["targets"]["expiration"] = serde_json::json!(3650);
+    std::fs::write(w.join("payload.json"), payload.to_string()).unwrap();
+    let server = Server::start(
+        &w.join("data"),
+        &[
+            "--online-key",
+            w.join("ceremony-keys/online.pem").to_str().unwrap(),
+        ],
+    );
+    let api = server.base_url.clone();
+    let (_, before) = http(&api, "GET", "/healthz", "");
+    assert!(!before.contains("offline_roles_expiring"), "{before}");
+    ok(tufa(
+        w,
+        &["admin", "--api", &api, "send-bootstrap", "payload.json"],
+    ));
+    let (status, body) = http(&api, "GET", "/healthz", "");
+    assert_eq!(status, 200, "{body}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "warning", "{body}");
+    let roles: Vec<&str> = health["offline_roles_expiring"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["targets", "claimed"], "{body}");
+}
