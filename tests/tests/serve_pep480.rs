@@ -254,3 +254,85 @@ fn healthz_warns_about_offline_roles_near_expiry() {
         .collect();
     assert_eq!(roles, ["targets", "claimed"], "{body}");
 }
+
+/// A pep480 repository bootstrapped with `tufa admin` from a `--dev` ceremony.
+fn bootstrapped(w: &Path) -> Server {
+    ok(tufa(
+        w,
+        &[
+            "ceremony",
+            "--no-prompt",
+            "--dev",
+            "--layout",
+            "pep480",
+            "--generate-root-keys",
+            "1",
+            "--generate-online-key",
+            "--bins",
+            "8",
+            "--out",
+            "payload.json",
+        ],
+    ));
+    let server = Server::start(
+        &w.join("data"),
+        &[
+            "--online-key",
+            w.join("ceremony-keys/online.pem").to_str().unwrap(),
+        ],
+    );
+    ok(tufa(
+        w,
+        &[
+            "admin",
+            "--api",
+            &server.base_url,
+            "send-bootstrap",
+            "payload.json",
+        ],
+    ));
+    server
+}
+
+/// PEP 480 end to end: a developer key made by securesystemslib, the
+/// delegation added with the real API, project metadata signed by
+/// python-tuf uploaded and found by ngclient; the project's bins files are
+/// not trusted; bad uploads refused; key rotation; removal (see
+/// tests/python/pep480_project.py). `tufa verify` clean afterwards.
+#[test]
+fn developer_signed_project_roles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    let server = bootstrapped(w);
+    let root1 = server.metadata_dir().join("1.root.json");
+    let out = run_python(
+        "pep480_project.py",
+        &[server.base_url.as_ref(), root1.as_os_str()],
+    );
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    let metadata = server.metadata_dir();
+    // Published as the developer signed them, listed in snapshot for good.
+    assert!(metadata.join("1.project-foo.json").exists());
+    assert!(metadata.join("2.project-foo.json").exists());
+    assert!(
+        tufa_tests::published_targets(&metadata).contains("packages/foo/foo-2.0.tar.gz"),
+        "snapshot no longer lists project-foo after its removal"
+    );
+    drop(server);
+    verify_clean(&metadata);
+}
+
+/// A pep458 repository keeps answering that it has no custom delegations.
+#[test]
+fn pep458_delegations_still_unsupported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(tmp.path(), &["--dev", "--dev-bins", "4"]);
+    let body =
+        r#"{"delegations":{"keys":{},"roles":[{"name":"project-foo","keyids":[],"threshold":1}]}}"#;
+    let (status, answer) = http(&server.base_url, "POST", "/api/v1/delegations", body);
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer.contains("custom delegations are not supported"),
+        "{answer}"
+    );
+}

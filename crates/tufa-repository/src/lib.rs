@@ -12,6 +12,7 @@
 pub mod bootstrap;
 pub mod ceremony;
 pub mod clock;
+pub mod delegations;
 pub mod dev;
 pub mod error;
 pub mod gc;

@@ -56,6 +56,8 @@ pub struct Publisher {
     online_keys: BTreeMap<String, Key>,
     succinct: SuccinctRoles,
     roles: BTreeMap<String, RoleVersion>,
+    /// pep480: the project roles recently-claimed lists.
+    projects: BTreeMap<String, crate::delegations::ProjectRole>,
     /// Roles to re-sign in the next step whatever their expiry.
     forced: BTreeSet<String>,
     /// Roles written since they were last recorded in the store.
@@ -117,6 +119,7 @@ impl Publisher {
             settings,
             succinct,
             roles: BTreeMap::new(),
+            projects: BTreeMap::new(),
             forced: BTreeSet::new(),
             touched: BTreeSet::new(),
             clock,
@@ -559,7 +562,20 @@ impl Publisher {
     /// recently-claimed's delegations: the project roles added through the
     /// API (none yet), each with its developers' keys.
     fn recently_claimed_delegations(&self) -> Delegations {
-        crate::pep480::empty_delegations()
+        crate::delegations::ProjectDelegations::recently_claimed(&self.projects)
+    }
+
+    /// pep480: the project roles recently-claimed lists from now on.
+    pub fn set_projects(&mut self, projects: BTreeMap<String, crate::delegations::ProjectRole>) {
+        self.projects = projects;
+    }
+
+    /// pep480: publishes developer-signed project metadata as given (it is
+    /// named in the next snapshot).
+    pub async fn publish_project(&mut self, name: &str, value: &serde_json::Value) -> Result<()> {
+        self.write_offline(name, value).await?;
+        self.touched.insert(name.to_string());
+        Ok(())
     }
 
     fn next_version(&self, role: &str) -> u64 {

@@ -793,6 +793,72 @@ impl Repository {
         Ok(task_id)
     }
 
+    /// The settings of a bootstrapped pep480 repository; `None` for any
+    /// other (and before bootstrap), which has no project roles.
+    pub(crate) async fn pep480_settings(&self) -> Result<Option<RepositorySettings>> {
+        match self.settings().await {
+            Ok(s) if s.layout == Layout::Pep480 => Ok(Some(self.require_bootstrapped().await?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Serialises delegation changes in this process (read-modify-write of one settings entry).
+    pub(crate) async fn delegation_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.bootstrap_lock.lock().await
+    }
+
+    /// pep480: publishes accepted project metadata and delegation changes
+    /// (re-signing recently-claimed), then finishes their tasks.
+    async fn publish_delegations(&self, p: &mut Publisher) -> Result<bool> {
+        use crate::delegations::{DELEGATIONS_KEY, ProjectDelegations};
+        let state: ProjectDelegations = self
+            .inner
+            .store
+            .setting(DELEGATIONS_KEY)
+            .await?
+            .unwrap_or_default();
+        if state.pending_tasks.is_empty() {
+            p.set_projects(state.published);
+            return Ok(false);
+        }
+        let mut published = state.published.clone();
+        published.retain(|name, _| state.accepted.contains_key(name));
+        for upload in &state.uploads {
+            p.publish_project(&upload.role, &upload.metadata).await?;
+            published.insert(upload.role.clone(), upload.delegation.clone());
+        }
+        p.set_projects(published.clone());
+        p.force(&[RECENTLY_CLAIMED.to_string()]);
+        let outcome = p.step().await?;
+        // Changes accepted meanwhile stay for the next step.
+        let _guard = self.inner.bootstrap_lock.lock().await;
+        let mut now: ProjectDelegations = self
+            .inner
+            .store
+            .setting(DELEGATIONS_KEY)
+            .await?
+            .unwrap_or_default();
+        let done: BTreeSet<String> = state.pending_tasks.iter().cloned().collect();
+        now.pending_tasks.retain(|t| !done.contains(t));
+        now.uploads.retain(|u| !done.contains(&u.task_id));
+        now.published = published;
+        let value = serde_json::to_value(&now).map_err(|e| Error::Corrupt(e.to_string()))?;
+        self.inner
+            .store
+            .set_setting(DELEGATIONS_KEY, &value)
+            .await?;
+        for task in &done {
+            self.inner
+                .store
+                .finish_task(task, crate::task::TaskState::Success, true, None)
+                .await?;
+        }
+        if let Some(publication) = outcome {
+            *self.inner.last_publication.lock().await = Some(publication);
+        }
+        Ok(true)
+    }
+
     /// Settings as RSTUF's `GET /api/v1/config/` lists them.
     pub async fn config(&self) -> Result<Value> {
         let state = self.bootstrap_state().await?;
@@ -1082,6 +1148,9 @@ impl Repository {
             if let Some(publication) = outcome {
                 *self.inner.last_publication.lock().await = Some(publication);
             }
+            return Ok(true);
+        }
+        if p.layout() == Layout::Pep480 && self.publish_delegations(p).await? {
             return Ok(true);
         }
         match p.step().await? {
