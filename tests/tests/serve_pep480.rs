@@ -175,6 +175,42 @@ fn pep480_ceremony_bootstrap_artifacts_and_ngclient_walk() {
     assert!(!metadata.join("2.targets.json").exists());
     assert!(!metadata.join("2.claimed.json").exists());
 
+    // Online-key rotation would need a new offline targets: refused, clearly.
+    ok(tufa(w, &["keygen", "--out", "online-2.pem"]));
+    let rotation = tufa(
+        w,
+        &[
+            "admin",
+            "--api",
+            &api,
+            "update-root",
+            "--root-key",
+            "ceremony-keys/root-1.pem",
+            "--online-key",
+            "online-2.pub",
+        ],
+    );
+    let said = String::from_utf8_lossy(&rotation.stderr).into_owned()
+        + &String::from_utf8_lossy(&rotation.stdout);
+    assert!(!rotation.status.success(), "{said}");
+    assert!(said.contains("pep480"), "{said}");
+    assert!(!metadata.join("2.root.json").exists());
+    // A root update that keeps the online and targets keys goes through.
+    ok(tufa(
+        w,
+        &[
+            "admin",
+            "--api",
+            &api,
+            "update-root",
+            "--root-key",
+            "ceremony-keys/root-1.pem",
+            "--root-expiration",
+            "300",
+        ],
+    ));
+    assert!(metadata.join("2.root.json").exists());
+
     let report = ok(Command::new(tufa_bin())
         .arg("verify")
         .arg(&metadata)

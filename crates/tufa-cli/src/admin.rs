@@ -339,7 +339,10 @@ fn update_root(api: &Api, u: UpdateRootArgs) -> anyhow::Result<()> {
             bail!("--remove-root-key {keyid}: not a root key");
         }
         role.keyids.retain(|k| k != keyid);
-        root.keys.remove(keyid);
+        // In pep480 the root keys may also be targets keys: keep those.
+        if !root.roles.values().any(|r| r.keyids.contains(keyid)) {
+            root.keys.remove(keyid);
+        }
     }
     if let Some(t) = u.root_threshold
         && let Some(role) = root.roles.get_mut("root")
@@ -355,7 +358,11 @@ fn update_root(api: &Api, u: UpdateRootArgs) -> anyhow::Result<()> {
             .map(|r| r.keyids.clone())
             .unwrap_or_default();
         for role in ["targets", "snapshot", "timestamp"] {
-            if let Some(r) = root.roles.get_mut(role) {
+            // targets follows the online key only where it uses it (pep458);
+            // a pep480 targets is offline and keeps its keys.
+            if let Some(r) = root.roles.get_mut(role)
+                && (role != "targets" || r.keyids == old)
+            {
                 r.keyids = vec![keyid.clone()];
             }
         }
