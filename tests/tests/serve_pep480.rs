@@ -372,3 +372,93 @@ fn pep458_delegations_still_unsupported() {
         "{answer}"
     );
 }
+
+/// Distributed signing with pep480: root signed by 1 of 2 at the ceremony
+/// (targets fully signed by its own keys there); the offline roles wait with
+/// root and are published once the second holder signs. A ceremony whose
+/// targets cannot be fully signed fails.
+#[test]
+fn pep480_root_signed_later_keeps_the_offline_roles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    let data = w.join("data");
+    std::fs::create_dir_all(data.join("keys")).unwrap();
+    for k in ["root-1.pem", "root-2.pem", "targets-1.pem", "targets-2.pem"] {
+        ok(tufa(w, &["keygen", "--out", k]));
+    }
+    ok(tufa(
+        w,
+        &[
+            "keygen",
+            "--out",
+            data.join("keys/online.pem").to_str().unwrap(),
+        ],
+    ));
+    let online_pub = data.join("keys/online.pub");
+    let ceremony = |targets_2: &str| {
+        tufa(
+            w,
+            &[
+                "ceremony",
+                "--no-prompt",
+                "--layout",
+                "pep480",
+                "--root-key",
+                "root-1.pem",
+                "--root-key",
+                "root-2.pub",
+                "--root-threshold",
+                "2",
+                "--targets-key",
+                "targets-1.pem",
+                "--targets-key",
+                targets_2,
+                "--targets-threshold",
+                "2",
+                "--online-key",
+                online_pub.to_str().unwrap(),
+                "--bins",
+                "4",
+                "--out",
+                "payload.json",
+            ],
+        )
+    };
+    let short = ceremony("targets-2.pub");
+    assert!(!short.status.success());
+    assert!(
+        String::from_utf8_lossy(&short.stderr).contains("fully signed"),
+        "{}",
+        String::from_utf8_lossy(&short.stderr)
+    );
+    ok(ceremony("targets-2.pem"));
+
+    let server = Server::start(&data, &[]);
+    let api = server.base_url.clone();
+    ok(tufa(
+        w,
+        &["admin", "--api", &api, "send-bootstrap", "payload.json"],
+    ));
+    assert!(!server.metadata_dir().join("timestamp.json").exists());
+    ok(tufa(
+        w,
+        &["admin", "--api", &api, "sign", "--root-key", "root-2.pem"],
+    ));
+    server.wait_for_file("timestamp.json", std::time::Duration::from_secs(60));
+    server.wait_bootstrapped(std::time::Duration::from_secs(60));
+    let metadata = server.metadata_dir();
+    assert!(metadata.join("1.targets.json").exists());
+    assert!(metadata.join("1.claimed.json").exists());
+    let root1 = metadata.join("1.root.json");
+    run_python(
+        "pep480_client.py",
+        &[
+            api.as_ref(),
+            root1.as_os_str(),
+            "--projects".as_ref(),
+            "3".as_ref(),
+        ],
+    );
+    drop(server);
+    verify_clean(&metadata);
+}
