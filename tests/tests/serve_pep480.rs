@@ -462,3 +462,70 @@ fn pep480_root_signed_later_keeps_the_offline_roles() {
     drop(server);
     verify_clean(&metadata);
 }
+
+/// `tufa admin delegation add|upload|update|remove`: the CLI wrappers of the
+/// delegations API, with project metadata made and signed by tufa-metadata.
+#[test]
+fn admin_delegation_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = tmp.path();
+    let server = bootstrapped(w);
+    let api = server.base_url.clone();
+    let metadata = server.metadata_dir();
+    ok(tufa(w, &["keygen", "--out", "dev.pem"]));
+    ok(tufa(w, &["keygen", "--out", "dev-2.pem"]));
+    let admin = |args: &[&str]| {
+        let mut all = vec!["admin", "--api", &api, "delegation"];
+        all.extend_from_slice(args);
+        tufa(w, &all)
+    };
+    ok(admin(&["add", "Foo.Bar", "--key", "dev.pub"]));
+    // Adding it again is not applied, and says so.
+    assert!(
+        !admin(&["add", "foo-bar", "--key", "dev.pub"])
+            .status
+            .success()
+    );
+
+    let sign = |key: &str, version: u64| {
+        let dev = {
+            let pem = std::fs::read_to_string(w.join(key)).unwrap();
+            PrivateKey::from_pem(&pem, None, None).unwrap()
+        };
+        let mut targets = Targets::new(tufa_metadata::UtcTime::now().plus_seconds(86_400));
+        targets.version = version;
+        targets.targets.insert(
+            "packages/foo-bar/foo_bar-1.0.tar.gz".into(),
+            tufa_metadata::TargetFile::from_bytes(
+                b"foo-bar 1.0",
+                &[tufa_metadata::HashAlgorithm::Sha256],
+            ),
+        );
+        let mut md = Metadata::new(targets);
+        md.sign(&dev as &dyn Signer).unwrap();
+        let file = w.join(format!("project-{version}.json"));
+        std::fs::write(&file, md.to_bytes().unwrap()).unwrap();
+        file
+    };
+    let v1 = sign("dev.pem", 1);
+    ok(admin(&["upload", "foo-bar", v1.to_str().unwrap()]));
+    assert!(metadata.join("1.project-foo-bar.json").exists());
+    assert!(
+        tufa_tests::published_targets(&metadata).contains("packages/foo-bar/foo_bar-1.0.tar.gz")
+    );
+    // Signed by a key the delegation does not list: refused, naming the field.
+    let bad = sign("dev-2.pem", 2);
+    let out = admin(&["upload", "foo-bar", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("metadata.project-foo-bar.signatures"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ok(admin(&["update", "foo-bar", "--key", "dev-2.pub"]));
+    ok(admin(&["upload", "foo-bar", bad.to_str().unwrap()]));
+    assert!(metadata.join("2.project-foo-bar.json").exists());
+    ok(admin(&["remove", "foo-bar"]));
+    drop(server);
+    verify_clean(&metadata);
+}
