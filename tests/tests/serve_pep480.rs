@@ -129,6 +129,23 @@ fn pep480_ceremony_bootstrap_artifacts_and_ngclient_walk() {
     }
     refused(&api, &online_targets, "metadata.root.signed.roles.targets");
 
+    // Root as the ceremony made it, targets signed by the online key instead
+    // of the targets keys: its signatures do not meet root's targets role.
+    let mut online_signed = payload.clone();
+    {
+        let targets = &mut online_signed["metadata"]["targets"];
+        *targets = resign::<Targets>(targets, &[&online]);
+    }
+    refused(&api, &online_signed, "metadata.targets.signatures");
+
+    // claimed signed by the online key: not claimed's keys.
+    let mut online_claimed = payload.clone();
+    {
+        let claimed = &mut online_claimed["metadata"]["claimed"];
+        *claimed = resign::<Targets>(claimed, &[&online]);
+    }
+    refused(&api, &online_claimed, "metadata.claimed.signatures");
+
     let (_, state) = http(&api, "GET", "/api/v1/bootstrap/", "");
     assert!(state.contains("\"bootstrap\":false"), "{state}");
 
