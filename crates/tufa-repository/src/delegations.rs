@@ -24,6 +24,16 @@ use crate::repository::Repository;
 use crate::store::NewTask;
 use crate::task::{TaskKind, new_task_id};
 
+/// A change of the project roles.
+#[derive(Clone, Copy)]
+enum Change<'a> {
+    Roles(DelegationAction, &'a Value),
+    Upload(&'a Map<String, Value>),
+}
+
+/// How often a change of the project roles is retried when others changed them meanwhile.
+const CHANGE_ATTEMPTS: usize = 16;
+
 /// The settings entry holding [`ProjectDelegations`].
 pub(crate) const DELEGATIONS_KEY: &str = "project_delegations";
 
@@ -184,12 +194,39 @@ fn parse_roles(payload: &Value) -> Result<Vec<ProjectRole>> {
 }
 
 impl Repository {
-    async fn project_delegations(&self) -> Result<ProjectDelegations> {
-        Ok(self
-            .store()
-            .setting(DELEGATIONS_KEY)
-            .await?
-            .unwrap_or_default())
+    /// The project roles and the exact stored text (for a compare-and-swap).
+    pub(crate) async fn project_delegations(&self) -> Result<(ProjectDelegations, Option<String>)> {
+        let text = self.store().setting_text(DELEGATIONS_KEY).await?;
+        let state = match &text {
+            None => ProjectDelegations::default(),
+            Some(t) => serde_json::from_str(t).map_err(corrupt)?,
+        };
+        Ok((state, text))
+    }
+
+    /// Runs a change of the project roles until it applies to the state it
+    /// read: API processes and the publisher may change it at the same time.
+    async fn change_delegations(&self, change: Change<'_>) -> Result<String> {
+        let _guard = self.delegation_lock().await;
+        for _ in 0..CHANGE_ATTEMPTS {
+            let (state, old) = self.project_delegations().await?;
+            let (state, task) = match change {
+                Change::Roles(action, payload) => Self::delegation_change(state, action, payload)?,
+                Change::Upload(given) => self.upload_change(state, given).await?,
+            };
+            let value = serde_json::to_value(&state).map_err(corrupt)?;
+            if self
+                .store()
+                .replace_setting(DELEGATIONS_KEY, old.as_deref(), &value, Some(&task))
+                .await?
+            {
+                self.wake_publisher();
+                return Ok(task.id);
+            }
+        }
+        Err(Error::Corrupt(format!(
+            "project delegations changed by others {CHANGE_ATTEMPTS} times in a row; try again"
+        )))
     }
 
     /// `POST`/`PUT /api/v1/delegations`, `POST /api/v1/delegations/delete`.
@@ -202,8 +239,17 @@ impl Repository {
         if self.pep480_settings().await?.is_none() {
             return Ok(None);
         }
-        let _guard = self.delegation_lock().await;
-        let mut state = self.project_delegations().await?;
+        let task_id = self
+            .change_delegations(Change::Roles(action, payload))
+            .await?;
+        Ok(Some(task_id))
+    }
+
+    fn delegation_change(
+        mut state: ProjectDelegations,
+        action: DelegationAction,
+        payload: &Value,
+    ) -> Result<(ProjectDelegations, NewTask)> {
         let mut delegated = Vec::new();
         let mut failed = Vec::new();
         if action == DelegationAction::Delete {
@@ -250,12 +296,7 @@ impl Repository {
                 DelegationAction::Add => "add", DelegationAction::Update => "update", DelegationAction::Delete => "delete" }}),
             done: !pending,
         };
-        let value = serde_json::to_value(&state).map_err(corrupt)?;
-        self.store()
-            .set_settings_with_task(&[(DELEGATIONS_KEY, value)], &task)
-            .await?;
-        self.wake_publisher();
-        Ok(Some(task_id))
+        Ok((state, task))
     }
 
     /// `POST /api/v1/delegations/metadata`: `{metadata: {ROLE: <signed
@@ -273,8 +314,14 @@ impl Repository {
             .and_then(Value::as_object)
             .filter(|m| !m.is_empty())
             .ok_or_else(|| Error::invalid("metadata", "is required: {ROLE: metadata}"))?;
-        let _guard = self.delegation_lock().await;
-        let mut state = self.project_delegations().await?;
+        self.change_delegations(Change::Upload(given)).await
+    }
+
+    async fn upload_change(
+        &self,
+        mut state: ProjectDelegations,
+        given: &Map<String, Value>,
+    ) -> Result<(ProjectDelegations, NewTask)> {
         let task_id = new_task_id();
         let mut roles = Vec::new();
         for (name, doc) in given {
@@ -383,12 +430,7 @@ impl Repository {
             details: json!({"roles": roles}),
             done: false,
         };
-        let value = serde_json::to_value(&state).map_err(corrupt)?;
-        self.store()
-            .set_settings_with_task(&[(DELEGATIONS_KEY, value)], &task)
-            .await?;
-        self.wake_publisher();
-        Ok(task_id)
+        Ok((state, task))
     }
 }
 

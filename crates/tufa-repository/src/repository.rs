@@ -810,13 +810,8 @@ impl Repository {
     /// pep480: publishes accepted project metadata and delegation changes
     /// (re-signing recently-claimed), then finishes their tasks.
     async fn publish_delegations(&self, p: &mut Publisher) -> Result<bool> {
-        use crate::delegations::{DELEGATIONS_KEY, ProjectDelegations};
-        let state: ProjectDelegations = self
-            .inner
-            .store
-            .setting(DELEGATIONS_KEY)
-            .await?
-            .unwrap_or_default();
+        use crate::delegations::DELEGATIONS_KEY;
+        let (state, _) = self.project_delegations().await?;
         if state.pending_tasks.is_empty() {
             p.set_projects(state.published);
             return Ok(false);
@@ -830,23 +825,24 @@ impl Repository {
         p.set_projects(published.clone());
         p.force(&[RECENTLY_CLAIMED.to_string()]);
         let outcome = p.step().await?;
-        // Changes accepted meanwhile stay for the next step.
-        let _guard = self.inner.bootstrap_lock.lock().await;
-        let mut now: ProjectDelegations = self
-            .inner
-            .store
-            .setting(DELEGATIONS_KEY)
-            .await?
-            .unwrap_or_default();
+        // Changes accepted meanwhile (by any process) stay for the next step:
+        // compare-and-swap against what was read.
         let done: BTreeSet<String> = state.pending_tasks.iter().cloned().collect();
-        now.pending_tasks.retain(|t| !done.contains(t));
-        now.uploads.retain(|u| !done.contains(&u.task_id));
-        now.published = published;
-        let value = serde_json::to_value(&now).map_err(|e| Error::Corrupt(e.to_string()))?;
-        self.inner
-            .store
-            .set_setting(DELEGATIONS_KEY, &value)
-            .await?;
+        loop {
+            let (mut now, old) = self.project_delegations().await?;
+            now.pending_tasks.retain(|t| !done.contains(t));
+            now.uploads.retain(|u| !done.contains(&u.task_id));
+            now.published = published.clone();
+            let value = serde_json::to_value(&now).map_err(|e| Error::Corrupt(e.to_string()))?;
+            if self
+                .inner
+                .store
+                .replace_setting(DELEGATIONS_KEY, old.as_deref(), &value, None)
+                .await?
+            {
+                break;
+            }
+        }
         for task in &done {
             self.inner
                 .store
