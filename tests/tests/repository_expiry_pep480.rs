@@ -14,18 +14,18 @@ use tufa_repository::{Expiration, Layout, Repository, RepositoryConfig};
 const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn online_roles_resigned_offline_roles_never() {
-    let tmp = tempfile::tempdir().unwrap();
+/// A pep480 repository in `dir` (online key in `dir/keys`), targets expiring after `targets_days`.
+async fn pep480_repository(dir: &std::path::Path, targets_days: u32) -> (Repository, Clock) {
+    let tmp = dir;
     let online = PrivateKey::generate(Scheme::Ed25519).unwrap();
     write_private_key(
-        &tmp.path().join("keys/online.pem"),
+        &tmp.join("keys/online.pem"),
         &online.to_pkcs8_pem(None).unwrap(),
     )
     .unwrap();
     let root_key = PrivateKey::generate(Scheme::Ed25519).unwrap();
     let expiration = Expiration {
-        targets: 10,
+        targets: targets_days,
         ..Expiration::default()
     };
     let payload = Ceremony {
@@ -50,11 +50,17 @@ async fn online_roles_resigned_offline_roles_never() {
     .payload;
 
     let clock = Clock::default();
-    let repo =
-        Repository::open_with_clock(RepositoryConfig::in_data_dir(tmp.path()), clock.clone())
-            .await
-            .unwrap();
+    let repo = Repository::open_with_clock(RepositoryConfig::in_data_dir(tmp), clock.clone())
+        .await
+        .unwrap();
     repo.bootstrap(&payload).await.unwrap();
+    (repo, clock)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_roles_resigned_offline_roles_never() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, clock) = pep480_repository(tmp.path(), 10).await;
     let lock = repo.try_lock_publisher("test").await.unwrap().unwrap();
     let mut publisher = None;
     assert!(
@@ -117,4 +123,68 @@ async fn online_roles_resigned_offline_roles_never() {
             "audit did not reach {role}: {roles:?}"
         );
     }
+}
+
+/// Project metadata accepted, then its delegation removed before the
+/// publisher ran: the metadata is not published and its task fails, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_for_a_removed_delegation_fails_its_task() {
+    use tufa_repository::delegations::DelegationAction;
+    use tufa_repository::task::TaskState;
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, _clock) = pep480_repository(tmp.path(), 365).await;
+    let lock = repo.try_lock_publisher("test").await.unwrap().unwrap();
+    let mut publisher = None;
+    assert!(
+        repo.publisher_step(&mut publisher, lock.epoch)
+            .await
+            .unwrap()
+    );
+
+    let dev = PrivateKey::generate(Scheme::Ed25519).unwrap();
+    let keyid = dev.keyid().to_string();
+    let add = serde_json::json!({"delegations": {
+        "keys": {&keyid: dev.public_key()},
+        "roles": [{"name": "project-foo", "keyids": [&keyid], "threshold": 1}]}});
+    repo.delegations(DelegationAction::Add, &add)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        repo.publisher_step(&mut publisher, lock.epoch)
+            .await
+            .unwrap()
+    );
+
+    let mut targets =
+        tufa_metadata::Targets::new(tufa_metadata::UtcTime::now().plus_seconds(86_400));
+    targets.targets.insert(
+        "packages/foo/foo-1.0.tar.gz".into(),
+        tufa_metadata::TargetFile::from_bytes(b"foo", &[tufa_metadata::HashAlgorithm::Sha256]),
+    );
+    let mut md = tufa_metadata::Metadata::new(targets);
+    md.sign(&dev as &dyn Signer).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&md.to_bytes().unwrap()).unwrap();
+    let upload = repo
+        .upload_project_metadata(&serde_json::json!({"metadata": {"project-foo": doc}}))
+        .await
+        .unwrap();
+    let remove = serde_json::json!({"delegations": {"roles": [{"name": "project-foo"}]}});
+    let removed = repo
+        .delegations(DelegationAction::Delete, &remove)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        repo.publisher_step(&mut publisher, lock.epoch)
+            .await
+            .unwrap()
+    );
+
+    let task = repo.task(&upload).await.unwrap().unwrap();
+    assert_eq!(task.state, TaskState::Failure, "{task:?}");
+    assert!(task.error.unwrap_or_default().contains("removed"));
+    let task = repo.task(&removed).await.unwrap().unwrap();
+    assert_eq!(task.state, TaskState::Success, "{task:?}");
+    assert!(!tmp.path().join("metadata/1.project-foo.json").exists());
 }

@@ -146,6 +146,25 @@ fn pep480_ceremony_bootstrap_artifacts_and_ngclient_walk() {
     }
     refused(&api, &online_claimed, "metadata.claimed.signatures");
 
+    // claimed delegating to a project role whose metadata the service
+    // would not have: refused.
+    let mut claimed_project = payload.clone();
+    {
+        let claimed = &mut claimed_project["metadata"]["claimed"];
+        let keyid = root_1.keyid().to_string();
+        claimed["signed"]["delegations"] = serde_json::json!({
+            "keys": {&keyid: root_1.public_key()},
+            "roles": [{"name": "project-foo", "keyids": [keyid], "threshold": 1,
+                       "terminating": true, "paths": ["packages/foo/*"]}],
+        });
+        *claimed = resign::<Targets>(claimed, &[&root_1, &root_2]);
+    }
+    refused(
+        &api,
+        &claimed_project,
+        "metadata.claimed.signed.delegations.roles",
+    );
+
     let (_, state) = http(&api, "GET", "/api/v1/bootstrap/", "");
     assert!(state.contains("\"bootstrap\":false"), "{state}");
 

@@ -264,8 +264,8 @@ impl Repository {
                 let name = r.get("name").and_then(Value::as_str).ok_or_else(|| {
                     Error::invalid(format!("delegations.roles[{i}].name"), "is required")
                 })?;
+                // Uploads waiting for it fail at the next publication.
                 if state.accepted.remove(name).is_some() {
-                    state.uploads.retain(|u| u.role != name);
                     delegated.push(name.to_string());
                 } else {
                     failed.push(name.to_string());

@@ -327,12 +327,14 @@ pub fn check_offline_roles(
                 "must be absent: claimed delegates to project roles only",
             ));
         }
-        for (i, role) in d.roles.as_deref().unwrap_or_default().iter().enumerate() {
-            check_project_role(
-                role,
-                &d.keys,
-                &format!("metadata.claimed.signed.delegations.roles[{i}]"),
-            )?;
+        // A project role under claimed would need its own metadata in the
+        // repository from the start (else every lookup of that project
+        // fails), and tufa takes project metadata only for recently-claimed.
+        if !d.roles.as_deref().unwrap_or_default().is_empty() {
+            return Err(Error::invalid(
+                "metadata.claimed.signed.delegations.roles",
+                "must be empty at bootstrap (project roles go under recently-claimed through /api/v1/delegations)",
+            ));
         }
     }
     let value = |name: &str| get(name).cloned().unwrap_or(Value::Null);

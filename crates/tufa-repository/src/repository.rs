@@ -818,7 +818,13 @@ impl Repository {
         }
         let mut published = state.published.clone();
         published.retain(|name, _| state.accepted.contains_key(name));
+        // Uploads for a delegation removed since: not published, their task fails.
+        let mut dropped = BTreeSet::new();
         for upload in &state.uploads {
+            if !state.accepted.contains_key(&upload.role) {
+                dropped.insert(upload.task_id.clone());
+                continue;
+            }
             p.publish_project(&upload.role, &upload.metadata).await?;
             published.insert(upload.role.clone(), upload.delegation.clone());
         }
@@ -844,9 +850,18 @@ impl Repository {
             }
         }
         for task in &done {
+            let (state, status, error) = if dropped.contains(task) {
+                (
+                    crate::task::TaskState::Failure,
+                    false,
+                    Some("the project's delegation was removed before publication"),
+                )
+            } else {
+                (crate::task::TaskState::Success, true, None)
+            };
             self.inner
                 .store
-                .finish_task(task, crate::task::TaskState::Success, true, None)
+                .finish_task(task, state, status, error)
                 .await?;
         }
         if let Some(publication) = outcome {
