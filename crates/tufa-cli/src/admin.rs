@@ -56,6 +56,107 @@ enum AdminCommand {
     },
     /// Show one task.
     Task { task_id: String },
+    /// pep480 project roles: developers' keys for `project-{name}`.
+    Delegation {
+        #[command(subcommand)]
+        command: DelegationCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DelegationCommand {
+    /// Delegate a project's files to its developers' keys (under recently-claimed).
+    Add(ProjectKeys),
+    /// Replace a project's keys and threshold (developer key rotation).
+    Update(ProjectKeys),
+    /// Remove a project's role (its files fall back to the hash bins).
+    Remove {
+        /// The project name (normalised as PEP 503 says).
+        project: String,
+    },
+    /// Send project metadata the developers made and signed (a JSON file).
+    Upload {
+        /// The project name (normalised as PEP 503 says).
+        project: String,
+        /// The signed targets metadata of `project-{name}`.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ProjectKeys {
+    /// The project name (normalised as PEP 503 says).
+    project: String,
+    /// A developer's key (PEM public or private). Repeatable.
+    #[arg(long = "key", value_name = "FILE", required = true)]
+    keys: Vec<PathBuf>,
+    /// Signatures needed on the project's metadata.
+    #[arg(long, default_value_t = 1)]
+    threshold: u64,
+}
+
+fn project_role(project: &str) -> String {
+    format!(
+        "project-{}",
+        tufa_repository::pep480::normalise_project(project)
+    )
+}
+
+fn delegation_payload(p: &ProjectKeys) -> anyhow::Result<Value> {
+    let mut keys = serde_json::Map::new();
+    let mut keyids = Vec::new();
+    for path in &p.keys {
+        let key = load_public(path)?;
+        keyids.push(key.keyid());
+        keys.insert(key.keyid(), serde_json::to_value(&key)?);
+    }
+    Ok(json!({"delegations": {"keys": keys, "roles": [
+        {"name": project_role(&p.project), "keyids": keyids, "threshold": p.threshold}
+    ]}}))
+}
+
+fn delegation(api: &Api, command: DelegationCommand) -> anyhow::Result<()> {
+    let (method, path, body) = match &command {
+        DelegationCommand::Add(p) => ("POST", "/api/v1/delegations", delegation_payload(p)?),
+        DelegationCommand::Update(p) => ("PUT", "/api/v1/delegations", delegation_payload(p)?),
+        DelegationCommand::Remove { project } => (
+            "POST",
+            "/api/v1/delegations/delete",
+            json!({"delegations": {"roles": [{"name": project_role(project)}]}}),
+        ),
+        DelegationCommand::Upload { project, file } => {
+            let text =
+                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            let metadata: Value = serde_json::from_slice(&text)
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+            let mut map = serde_json::Map::new();
+            map.insert(project_role(project), metadata);
+            (
+                "POST",
+                "/api/v1/delegations/metadata",
+                json!({"metadata": map}),
+            )
+        }
+    };
+    let resp = api.send(method, path, &body)?;
+    let task = resp
+        .pointer("/data/task_id")
+        .and_then(Value::as_str)
+        .context("no task id")?
+        .to_string();
+    let done = api.wait(&task)?;
+    let failed = done
+        .pointer("/data/result/details/failed_roles")
+        .and_then(Value::as_array)
+        .filter(|f| !f.is_empty());
+    if let Some(failed) = failed {
+        bail!(
+            "task {task}: not applied to {} (POST of a role that exists, or PUT/remove of one that does not)",
+            Value::Array(failed.clone())
+        );
+    }
+    eprintln!("done (task {task}); published");
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -123,12 +224,20 @@ impl Api {
     }
 
     fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        let resp = self
-            .http
-            .post(self.url(path))
+        self.send("POST", path, body)
+    }
+
+    /// Sends a JSON body; fails unless the answer is 202, with the service's reason.
+    fn send(&self, method: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let request = if method == "PUT" {
+            self.http.put(self.url(path))
+        } else {
+            self.http.post(self.url(path))
+        };
+        let resp = request
             .json(body)
             .send()
-            .with_context(|| format!("POST {}", self.url(path)))?;
+            .with_context(|| format!("{method} {}", self.url(path)))?;
         let status = resp.status();
         let value: Value = resp.json().unwrap_or(Value::Null);
         if status.as_u16() != 202 {
@@ -136,7 +245,18 @@ impl Api {
                 .pointer("/detail/error")
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            bail!("POST {path}: HTTP {status}: {error}");
+            let field = value
+                .pointer("/detail/field")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            bail!(
+                "{method} {path}: HTTP {status}: {error}{}",
+                if field.is_empty() || error.contains(field) {
+                    String::new()
+                } else {
+                    format!(" ({field})")
+                }
+            );
         }
         Ok(value)
     }
@@ -286,6 +406,7 @@ pub fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             api.wait(&task)?;
             eprintln!("online roles re-signed (task {task})");
         }
+        AdminCommand::Delegation { command } => delegation(&api, command)?,
         AdminCommand::Config => {
             let (_, body) = api.get("/api/v1/config/")?;
             println!("{}", serde_json::to_string_pretty(&body["data"])?);
@@ -339,7 +460,10 @@ fn update_root(api: &Api, u: UpdateRootArgs) -> anyhow::Result<()> {
             bail!("--remove-root-key {keyid}: not a root key");
         }
         role.keyids.retain(|k| k != keyid);
-        root.keys.remove(keyid);
+        // In pep480 the root keys may also be targets keys: keep those.
+        if !root.roles.values().any(|r| r.keyids.contains(keyid)) {
+            root.keys.remove(keyid);
+        }
     }
     if let Some(t) = u.root_threshold
         && let Some(role) = root.roles.get_mut("root")
@@ -355,7 +479,11 @@ fn update_root(api: &Api, u: UpdateRootArgs) -> anyhow::Result<()> {
             .map(|r| r.keyids.clone())
             .unwrap_or_default();
         for role in ["targets", "snapshot", "timestamp"] {
-            if let Some(r) = root.roles.get_mut(role) {
+            // targets follows the online key only where it uses it (pep458);
+            // a pep480 targets is offline and keeps its keys.
+            if let Some(r) = root.roles.get_mut(role)
+                && (role != "targets" || r.keyids == old)
+            {
                 r.keyids = vec![keyid.clone()];
             }
         }

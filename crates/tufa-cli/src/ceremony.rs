@@ -94,6 +94,19 @@ pub struct CeremonyArgs {
     /// Repository layout.
     #[arg(long, value_enum, default_value = "pep458")]
     layout: Layout,
+    /// pep480: a targets key (offline): PEM private key (signs targets here)
+    /// or PEM public key (listed only). Repeatable. Default: the root keys.
+    #[arg(long = "targets-key", value_name = "FILE")]
+    targets_keys: Vec<PathBuf>,
+    /// pep480: signatures needed on targets. Default: the root threshold.
+    #[arg(long, value_name = "N")]
+    targets_threshold: Option<u64>,
+    /// pep480: a claimed key (offline), as --targets-key. Default: the targets keys.
+    #[arg(long = "claimed-key", value_name = "FILE")]
+    claimed_keys: Vec<PathBuf>,
+    /// pep480: signatures needed on claimed. Default: the targets threshold.
+    #[arg(long, value_name = "N")]
+    claimed_threshold: Option<u64>,
     /// Allow a root threshold of 1. For development only.
     #[arg(long)]
     dev: bool,
@@ -177,8 +190,15 @@ fn generate(dir: &Path, name: &str, key_type: KeyType) -> anyhow::Result<Private
 }
 
 pub fn run(args: CeremonyArgs) -> anyhow::Result<ExitCode> {
-    if args.layout == Layout::Pep480 {
-        bail!("--layout pep480 is not implemented yet; use pep458");
+    if args.layout == Layout::Pep458
+        && (!args.targets_keys.is_empty()
+            || args.targets_threshold.is_some()
+            || !args.claimed_keys.is_empty()
+            || args.claimed_threshold.is_some())
+    {
+        bail!(
+            "--targets-key, --targets-threshold, --claimed-key and --claimed-threshold need --layout pep480 (in pep458 targets uses the online key)"
+        );
     }
     let interactive = !args.no_prompt && std::io::stdin().is_terminal();
     let p = Prompter { interactive };
@@ -269,6 +289,16 @@ pub fn run(args: CeremonyArgs) -> anyhow::Result<ExitCode> {
         (None, false) => bail!("no online key: give --online-key FILE or --generate-online-key"),
     };
 
+    let offline_keys = |files: &[PathBuf]| -> anyhow::Result<Vec<RootKey>> {
+        files
+            .iter()
+            .map(|path| {
+                let (key, signer) = load_key(path, password_env)?;
+                let name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+                Ok(RootKey { key, signer, name })
+            })
+            .collect()
+    };
     let result = Ceremony {
         root_keys,
         root_threshold,
@@ -276,6 +306,14 @@ pub fn run(args: CeremonyArgs) -> anyhow::Result<ExitCode> {
         expiration,
         bins,
         dev: args.dev,
+        layout: match args.layout {
+            Layout::Pep458 => tufa_repository::Layout::Pep458,
+            Layout::Pep480 => tufa_repository::Layout::Pep480,
+        },
+        targets_keys: offline_keys(&args.targets_keys)?,
+        targets_threshold: args.targets_threshold,
+        claimed_keys: offline_keys(&args.claimed_keys)?,
+        claimed_threshold: args.claimed_threshold,
     }
     .run()?;
     let text = serde_json::to_string_pretty(&result.payload)?;
@@ -287,6 +325,11 @@ pub fn run(args: CeremonyArgs) -> anyhow::Result<ExitCode> {
         root_threshold,
         args.out.display()
     );
+    if args.layout == Layout::Pep480 {
+        eprintln!(
+            "layout pep480: offline targets v1 and claimed v1 signed and included in the payload"
+        );
+    }
     if (result.signatures as u64) < root_threshold {
         eprintln!(
             "root needs {} more signature(s) before the service accepts it",

@@ -5,7 +5,7 @@ use tufa_metadata::metadata::{TOP_LEVEL_ROLES, Verification, check_signatures};
 use tufa_metadata::{Metadata, RawMetadata, Role, Root, UtcTime};
 
 use crate::error::{Error, Result};
-use crate::settings::{Expiration, RepositorySettings};
+use crate::settings::{Expiration, Layout, OfflineRoles, RepositorySettings};
 
 /// A checked bootstrap request.
 #[derive(Debug, Clone)]
@@ -14,6 +14,21 @@ pub struct Bootstrap {
     pub root: Metadata<Root>,
     /// False when root still needs signatures from other key holders.
     pub fully_signed: bool,
+    /// pep480: the offline targets and claimed, checked (always fully signed).
+    pub offline: Option<OfflineRoles>,
+}
+
+/// `settings.layout`: absent means pep458 (RSTUF's payloads have none).
+fn layout(payload: &Value) -> Result<Layout> {
+    match payload.get("settings").and_then(|s| s.get("layout")) {
+        None | Some(Value::Null) => Ok(Layout::Pep458),
+        Some(Value::String(s)) if s == "pep458" => Ok(Layout::Pep458),
+        Some(Value::String(s)) if s == "pep480" => Ok(Layout::Pep480),
+        Some(other) => Err(Error::invalid(
+            "settings.layout",
+            format!("must be \"pep458\" or \"pep480\", got {other}"),
+        )),
+    }
 }
 
 fn expiration(roles: &Map<String, Value>, role: &str) -> Result<u32> {
@@ -40,7 +55,12 @@ fn expiration(roles: &Map<String, Value>, role: &str) -> Result<u32> {
 ///
 /// The root must verify with its own root keys and threshold, list one online
 /// key for targets, snapshot and timestamp, and not be expired.
+///
+/// With `settings.layout = "pep480"`, `metadata.targets` and
+/// `metadata.claimed` are required too (see [`crate::pep480`]), and root's
+/// targets keys must not include the online key.
 pub fn parse_payload(payload: &Value) -> Result<Bootstrap> {
+    let layout = layout(payload)?;
     let roles = payload
         .get("settings")
         .and_then(|s| s.get("roles"))
@@ -124,7 +144,15 @@ pub fn parse_payload(payload: &Value) -> Result<Bootstrap> {
     }
     let fully_signed = verification.is_satisfied();
 
-    let online_keyid = online_keyid(&root.signed)?;
+    let online_keyid = online_keyid(&root.signed, layout)?;
+    let offline = match layout {
+        Layout::Pep458 => None,
+        Layout::Pep480 => Some(crate::pep480::check_offline_roles(
+            &root.signed,
+            &online_keyid,
+            payload.get("metadata"),
+        )?),
+    };
     let root_keys = root
         .signed
         .role("root")
@@ -135,19 +163,26 @@ pub fn parse_payload(payload: &Value) -> Result<Bootstrap> {
         online_keyid,
         root_threshold: verification.threshold,
         root_num_keys: root_keys.keyids.len(),
+        layout,
     };
     Ok(Bootstrap {
         settings,
         root,
         fully_signed,
+        offline,
     })
 }
 
 /// The one online key root names for targets, snapshot and timestamp (the
-/// amended PEP 458 design), which must also be listed in root's keys.
-pub fn online_keyid(root: &Root) -> Result<String> {
+/// amended PEP 458 design), which must also be listed in root's keys. In
+/// pep480 only snapshot and timestamp are online, and targets must not use
+/// the online key: an online targets could re-point the delegations.
+pub fn online_keyid(root: &Root, layout: Layout) -> Result<String> {
     let mut online: Option<&String> = None;
-    for role in TOP_LEVEL_ROLES.iter().filter(|r| **r != "root") {
+    let online_roles = TOP_LEVEL_ROLES
+        .iter()
+        .filter(|r| **r != "root" && (layout.is_pep458() || **r != "targets"));
+    for role in online_roles {
         let keys = root
             .role(role)
             .map_err(|e| Error::invalid("metadata.root.signed.roles", e.to_string()))?;
@@ -189,6 +224,17 @@ pub fn online_keyid(root: &Root) -> Result<String> {
             "the online key must not be a root key",
         ));
     }
+    if layout == Layout::Pep480 {
+        let targets = root
+            .role("targets")
+            .map_err(|e| Error::invalid("metadata.root.signed.roles", e.to_string()))?;
+        if targets.keyids.contains(&online_keyid) {
+            return Err(Error::invalid(
+                "metadata.root.signed.roles.targets",
+                "must not use the online key: targets is offline in the pep480 layout",
+            ));
+        }
+    }
     Ok(online_keyid)
 }
 
@@ -203,7 +249,11 @@ pub struct RootUpdate {
 
 /// Checks root N+1 against the trusted root N: version, both thresholds,
 /// consistent snapshots, not expired, one online key.
-pub fn check_root_update(trusted: &Metadata<Root>, value: &Value) -> Result<RootUpdate> {
+pub fn check_root_update(
+    trusted: &Metadata<Root>,
+    value: &Value,
+    layout: Layout,
+) -> Result<RootUpdate> {
     let raw = RawMetadata::from_value("root", value.clone())
         .map_err(|e| Error::invalid("metadata.root", e.to_string()))?;
     let new: Metadata<Root> = raw
@@ -244,7 +294,7 @@ pub fn check_root_update(trusted: &Metadata<Root>, value: &Value) -> Result<Root
     }
     Ok(RootUpdate {
         version: new.signed.version,
-        online_keyid: online_keyid(&new.signed)?,
+        online_keyid: online_keyid(&new.signed, layout)?,
         fully_signed: by_trusted.is_satisfied() && by_new.is_satisfied(),
     })
 }
@@ -270,6 +320,25 @@ pub fn root_update_signatures(
         )
     };
     (check(&trusted.signed), check(&new.signed))
+}
+
+/// As [`payload`], for the pep480 layout: `settings.layout` and the offline
+/// `targets` and `claimed` beside root.
+pub fn payload_pep480(
+    expiration: &Expiration,
+    number_of_bins: u32,
+    root: &Metadata<Root>,
+    targets: &Metadata<tufa_metadata::Targets>,
+    claimed: &Metadata<tufa_metadata::Targets>,
+) -> Result<Value> {
+    let mut value = payload(expiration, number_of_bins, root)?;
+    let as_value = |bytes: Vec<u8>| -> Result<Value> {
+        serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt(e.to_string()))
+    };
+    value["settings"]["layout"] = Value::String(Layout::Pep480.as_str().into());
+    value["metadata"]["targets"] = as_value(targets.to_bytes()?)?;
+    value["metadata"]["claimed"] = as_value(claimed.to_bytes()?)?;
+    Ok(value)
 }
 
 /// Builds a bootstrap payload in RSTUF's format from a signed root.

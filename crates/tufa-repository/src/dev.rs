@@ -51,6 +51,11 @@ pub fn dev_bootstrap_payload(keys_dir: &Path, bins: u32) -> Result<Value> {
         expiration: Expiration::default(),
         bins,
         dev: true,
+        layout: crate::settings::Layout::Pep458,
+        targets_keys: Vec::new(),
+        targets_threshold: None,
+        claimed_keys: Vec::new(),
+        claimed_threshold: None,
     };
     Ok(ceremony.run()?.payload)
 }

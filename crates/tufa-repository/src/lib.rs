@@ -12,12 +12,14 @@
 pub mod bootstrap;
 pub mod ceremony;
 pub mod clock;
+pub mod delegations;
 pub mod dev;
 pub mod error;
 pub mod gc;
 pub mod import;
 pub mod index;
 pub mod online_key;
+pub mod pep480;
 pub mod publisher;
 pub mod repository;
 pub mod settings;
@@ -29,4 +31,4 @@ pub mod validate;
 
 pub use error::{Error, Result};
 pub use repository::{Accepted, Repository, RepositoryConfig};
-pub use settings::{BootstrapState, Expiration, RepositorySettings};
+pub use settings::{BootstrapState, Expiration, Layout, RepositorySettings};

@@ -21,7 +21,9 @@ use tufa_metadata::{
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::settings::RepositorySettings;
+use crate::settings::{
+    CLAIMED, Layout, OfflineRoles, RECENTLY_CLAIMED, RepositorySettings, UNCLAIMED,
+};
 use crate::storage::Storage;
 use crate::store::{RoleVersion, Store};
 
@@ -54,6 +56,8 @@ pub struct Publisher {
     online_keys: BTreeMap<String, Key>,
     succinct: SuccinctRoles,
     roles: BTreeMap<String, RoleVersion>,
+    /// pep480: the project roles recently-claimed lists.
+    projects: BTreeMap<String, crate::delegations::ProjectRole>,
     /// Roles to re-sign in the next step whatever their expiry.
     forced: BTreeSet<String>,
     /// Roles written since they were last recorded in the store.
@@ -115,6 +119,7 @@ impl Publisher {
             settings,
             succinct,
             roles: BTreeMap::new(),
+            projects: BTreeMap::new(),
             forced: BTreeSet::new(),
             touched: BTreeSet::new(),
             clock,
@@ -179,8 +184,18 @@ impl Publisher {
         }
     }
 
-    /// Writes the first metadata of a freshly bootstrapped repository.
-    pub async fn write_initial(&mut self, root: &Metadata<Root>) -> Result<()> {
+    /// The repository's layout.
+    pub fn layout(&self) -> Layout {
+        self.settings.layout
+    }
+
+    /// Writes the first metadata of a freshly bootstrapped repository; for
+    /// pep480 also the offline roles, as their signers made them.
+    pub async fn write_initial(
+        &mut self,
+        root: &Metadata<Root>,
+        offline: Option<&OfflineRoles>,
+    ) -> Result<()> {
         let root_bytes = root.to_bytes()?;
         self.storage.write_once("1.root.json", root_bytes).await?;
         self.roles.insert(
@@ -190,6 +205,11 @@ impl Publisher {
                 expires: root.signed.expires.unix(),
             },
         );
+        if let Some(offline) = offline {
+            for (name, value) in [("targets", &offline.targets), (CLAIMED, &offline.claimed)] {
+                self.write_offline(name, value).await?;
+            }
+        }
         let all_bins: BTreeSet<u32> = (0..self.settings.number_of_delegated_bins).collect();
         self.publish(&all_bins, true, 0, 0, self.clock.now())
             .await?;
@@ -197,6 +217,27 @@ impl Publisher {
         let roles: Vec<(String, RoleVersion)> =
             self.roles.iter().map(|(k, v)| (k.clone(), *v)).collect();
         self.store.finish_publication(0, &roles, self.epoch).await?;
+        Ok(())
+    }
+
+    /// Publishes an offline role as given: the canonical JSON of the whole
+    /// document (the bytes its signatures are over, plus the signatures),
+    /// never re-signed here.
+    async fn write_offline(&mut self, name: &str, value: &serde_json::Value) -> Result<()> {
+        let md: Metadata<Targets> =
+            tufa_metadata::RawMetadata::from_value(name, value.clone())?.into_metadata(name)?;
+        let bytes = tufa_metadata::canonical::to_json_bytes(value)?;
+        let version = md.signed.version;
+        self.storage
+            .write_once(&format!("{version}.{name}.json"), bytes)
+            .await?;
+        self.roles.insert(
+            name.to_string(),
+            RoleVersion {
+                version,
+                expires: md.signed.expires.unix(),
+            },
+        );
         Ok(())
     }
 
@@ -253,8 +294,16 @@ impl Publisher {
     /// every online role).
     pub fn force(&mut self, roles: &[String]) {
         if roles.is_empty() {
-            self.forced
-                .extend(["targets", "bins", "snapshot", "timestamp"].map(String::from));
+            let delegating: &[&str] = match self.settings.layout {
+                Layout::Pep458 => &["targets"],
+                Layout::Pep480 => &[UNCLAIMED, RECENTLY_CLAIMED],
+            };
+            self.forced.extend(
+                delegating
+                    .iter()
+                    .chain(&["bins", "snapshot", "timestamp"])
+                    .map(|r| r.to_string()),
+            );
         } else {
             self.forced.extend(roles.iter().cloned());
         }
@@ -284,7 +333,12 @@ impl Publisher {
                 bins.insert(n);
             }
         }
-        let targets_due = self.expiring("targets", now);
+        // The online roles above the bins: targets (pep458), or unclaimed
+        // and recently-claimed (pep480, whose targets and claimed are offline).
+        let targets_due = match self.settings.layout {
+            Layout::Pep458 => self.expiring("targets", now),
+            Layout::Pep480 => self.expiring(UNCLAIMED, now) || self.expiring(RECENTLY_CLAIMED, now),
+        };
         let due = !bins.is_empty()
             || targets_due
             || self.expiring("snapshot", now)
@@ -325,7 +379,8 @@ impl Publisher {
             .collect()
     }
 
-    /// Signs and writes `bins` (and targets if asked), then snapshot and timestamp.
+    /// Signs and writes `bins` (and the online delegating roles if asked:
+    /// targets, or unclaimed and recently-claimed), then snapshot and timestamp.
     async fn publish(
         &mut self,
         bins: &BTreeSet<u32>,
@@ -366,24 +421,38 @@ impl Publisher {
             }
         }
         if with_targets {
+            let bins_delegator = match self.settings.layout {
+                Layout::Pep458 => "targets",
+                Layout::Pep480 => UNCLAIMED,
+            };
             let mut targets =
-                Targets::new(now.plus_seconds(self.settings.expiration.seconds("targets")));
-            targets.version = self.next_version("targets");
+                Targets::new(now.plus_seconds(self.settings.expiration.seconds(bins_delegator)));
+            targets.version = self.next_version(bins_delegator);
             targets.delegations = Some(Delegations {
                 keys: self.online_keys.clone(),
                 roles: None,
                 succinct_roles: Some(self.succinct.clone()),
                 unrecognized: Map::new(),
             });
-            let (files, to_upload) = self
-                .sign_and_write(vec![("targets".into(), targets)])
-                .await?;
+            let mut roles = vec![(bins_delegator.to_string(), targets)];
+            if self.settings.layout == Layout::Pep480 {
+                let mut recent = Targets::new(
+                    now.plus_seconds(self.settings.expiration.seconds(RECENTLY_CLAIMED)),
+                );
+                recent.version = self.next_version(RECENTLY_CLAIMED);
+                recent.delegations = Some(self.recently_claimed_delegations());
+                roles.push((RECENTLY_CLAIMED.to_string(), recent));
+            }
+            let (files, to_upload) = self.sign_and_write(roles).await?;
             written.extend(files);
             kept.extend(to_upload);
         }
         let files: Vec<String> = written.iter().map(|(_, _, f)| f.clone()).collect();
         self.storage.finish_files(kept, files).await?;
-        let bins_signed = written.iter().filter(|(n, _, _)| n != "targets").count();
+        let bins_signed = written
+            .iter()
+            .filter(|(n, _, _)| !matches!(n.as_str(), "targets" | UNCLAIMED | RECENTLY_CLAIMED))
+            .count();
         for (name, version, _) in written {
             self.touched.insert(name.clone());
             self.roles.insert(name, version);
@@ -491,6 +560,25 @@ impl Publisher {
             kept.extend(bytes);
         }
         Ok((written, kept))
+    }
+
+    /// recently-claimed's delegations: the project roles added through the
+    /// API (none yet), each with its developers' keys.
+    fn recently_claimed_delegations(&self) -> Delegations {
+        crate::delegations::ProjectDelegations::recently_claimed(&self.projects)
+    }
+
+    /// pep480: the project roles recently-claimed lists from now on.
+    pub fn set_projects(&mut self, projects: BTreeMap<String, crate::delegations::ProjectRole>) {
+        self.projects = projects;
+    }
+
+    /// pep480: publishes developer-signed project metadata as given (it is
+    /// named in the next snapshot).
+    pub async fn publish_project(&mut self, name: &str, value: &serde_json::Value) -> Result<()> {
+        self.write_offline(name, value).await?;
+        self.touched.insert(name.to_string());
+        Ok(())
     }
 
     fn next_version(&self, role: &str) -> u64 {

@@ -17,8 +17,9 @@ use crate::error::{Error, Result};
 use crate::online_key::OnlineKeySource;
 use crate::publisher::{BINS_PREFIX, Publication, Publisher};
 use crate::settings::{
-    BOOTSTRAP_KEY, BootstrapState, FORCE_KEY, ForceResign, PENDING_ROOT_KEY, PendingRoot, ROOT_KEY,
-    RepositorySettings, SETTINGS_KEY,
+    BOOTSTRAP_KEY, BootstrapState, FORCE_KEY, ForceResign, Layout, OFFLINE_ROLES_KEY, OfflineRoles,
+    PENDING_ROOT_KEY, PendingRoot, RECENTLY_CLAIMED, ROOT_KEY, RepositorySettings, SETTINGS_KEY,
+    UNCLAIMED,
 };
 use crate::signing::{SigningPurpose, SigningState};
 use crate::storage::Storage;
@@ -229,6 +230,7 @@ impl Repository {
                 task_id: task_id.clone(),
                 purpose: SigningPurpose::Bootstrap {
                     settings: bootstrap.settings,
+                    offline: bootstrap.offline,
                 },
                 root,
             };
@@ -257,18 +259,19 @@ impl Repository {
             details: json!({"bootstrap": format!("pre-{task_id}")}),
             done: false,
         };
+        let mut entries = vec![
+            (BOOTSTRAP_KEY, state),
+            (SETTINGS_KEY, settings_value),
+            (ROOT_KEY, root_value),
+        ];
+        if let Some(offline) = &bootstrap.offline {
+            let value = serde_json::to_value(offline).map_err(|e| Error::Corrupt(e.to_string()))?;
+            entries.push((OFFLINE_ROLES_KEY, value));
+        }
         let claimed = self
             .inner
             .store
-            .create_settings_with_task(
-                &[
-                    (BOOTSTRAP_KEY, state),
-                    (SETTINGS_KEY, settings_value),
-                    (ROOT_KEY, root_value),
-                ],
-                BOOTSTRAP_KEY,
-                &task,
-            )
+            .create_settings_with_task(&entries, BOOTSTRAP_KEY, &task)
             .await?;
         if !claimed {
             // Another API process accepted a bootstrap a moment ago.
@@ -353,9 +356,21 @@ impl Repository {
             .and_then(|m| m.get("root"))
             .ok_or_else(|| Error::invalid("metadata.root", "is required"))?;
         let trusted = self.trusted_root().await?;
-        let update = bootstrap::check_root_update(&trusted, value)?;
+        let update = bootstrap::check_root_update(&trusted, value, settings.layout)?;
         if update.online_keyid != settings.online_keyid {
+            if settings.layout == Layout::Pep480 {
+                return Err(Error::invalid(
+                    "metadata.root.signed.roles",
+                    format!(
+                        "changes the online key from {} to {}: in the pep480 layout the offline targets delegates to the online key, so that needs a new offline targets, which tufa does not support yet",
+                        settings.online_keyid, update.online_keyid
+                    ),
+                ));
+            }
             self.require_online_key(&update.online_keyid)?;
+        }
+        if settings.layout == Layout::Pep480 {
+            self.check_offline_targets_still_verify(value).await?;
         }
         if self.signing_state().await?.is_some() {
             return Err(Error::invalid(
@@ -412,6 +427,30 @@ impl Repository {
         Ok(task_id)
     }
 
+    /// pep480: root N+1 must still accept the published offline targets
+    /// (the service cannot re-sign it to follow a change of targets keys).
+    async fn check_offline_targets_still_verify(&self, new_root: &Value) -> Result<()> {
+        let offline: OfflineRoles = self
+            .inner
+            .store
+            .setting(OFFLINE_ROLES_KEY)
+            .await?
+            .ok_or_else(|| Error::Corrupt("pep480 repository without offline roles".into()))?;
+        let root: Metadata<Root> = tufa_metadata::RawMetadata::from_value("root", new_root.clone())
+            .and_then(|r| r.into_metadata("root"))
+            .map_err(|e| Error::invalid("metadata.root", e.to_string()))?;
+        let raw = tufa_metadata::RawMetadata::from_value("targets", offline.targets)?;
+        root.signed.verify_role("targets", &raw).map_err(|e| {
+            Error::invalid(
+                "metadata.root.signed.roles.targets",
+                format!(
+                    "the published offline targets would no longer verify ({e}); a new offline targets is not supported yet"
+                ),
+            )
+        })?;
+        Ok(())
+    }
+
     /// Accepts `POST /api/v1/metadata/online`: `{roles: [...]}`, an empty list
     /// meaning every online role: re-signs them now (new versions, new expiry).
     pub async fn force_online_update(&self, payload: &Value) -> Result<String> {
@@ -426,7 +465,12 @@ impl Repository {
                         .as_str()
                         .ok_or_else(|| Error::invalid(format!("roles[{i}]"), "must be a string"))?;
                     let succinct = Self::succinct(&settings);
-                    if matches!(name, "targets" | "snapshot" | "timestamp" | "bins")
+                    let delegating = match settings.layout {
+                        Layout::Pep458 => matches!(name, "targets"),
+                        Layout::Pep480 => matches!(name, UNCLAIMED | RECENTLY_CLAIMED),
+                    };
+                    if delegating
+                        || matches!(name, "snapshot" | "timestamp" | "bins")
                         || succinct.is_delegated_role(name)
                     {
                         Ok(name.to_string())
@@ -449,7 +493,7 @@ impl Repository {
             id: task_id.clone(),
             kind: TaskKind::ForceOnlineUpdate.as_str(),
             message: "Online roles re-signed.".into(),
-            details: json!({"roles": if roles.is_empty() { json!(["targets", "bins", "snapshot", "timestamp"]) } else { json!(roles) }}),
+            details: json!({"roles": if !roles.is_empty() { json!(roles) } else if settings.layout.is_pep458() { json!(["targets", "bins", "snapshot", "timestamp"]) } else { json!([UNCLAIMED, RECENTLY_CLAIMED, "bins", "snapshot", "timestamp"]) }}),
             done: false,
         };
         let value = serde_json::to_value(&force).map_err(|e| Error::Corrupt(e.to_string()))?;
@@ -467,7 +511,7 @@ impl Repository {
             tufa_metadata::RawMetadata::from_value("root", pending.root.clone())?
                 .into_metadata("root")?;
         let mut settings = self.settings().await?;
-        let new_keyid = bootstrap::online_keyid(&root.signed)?;
+        let new_keyid = bootstrap::online_keyid(&root.signed, settings.layout)?;
         if new_keyid != settings.online_keyid {
             let signer = self.inner.online_key.find(&new_keyid)?.ok_or_else(|| {
                 Error::OnlineKey(format!("new online key {new_keyid} is not available"))
@@ -749,6 +793,83 @@ impl Repository {
         Ok(task_id)
     }
 
+    /// The settings of a bootstrapped pep480 repository; `None` for any
+    /// other (and before bootstrap), which has no project roles.
+    pub(crate) async fn pep480_settings(&self) -> Result<Option<RepositorySettings>> {
+        match self.settings().await {
+            Ok(s) if s.layout == Layout::Pep480 => Ok(Some(self.require_bootstrapped().await?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Serialises delegation changes in this process (read-modify-write of one settings entry).
+    pub(crate) async fn delegation_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.bootstrap_lock.lock().await
+    }
+
+    /// pep480: publishes accepted project metadata and delegation changes
+    /// (re-signing recently-claimed), then finishes their tasks.
+    async fn publish_delegations(&self, p: &mut Publisher) -> Result<bool> {
+        use crate::delegations::DELEGATIONS_KEY;
+        let (state, _) = self.project_delegations().await?;
+        if state.pending_tasks.is_empty() {
+            p.set_projects(state.published);
+            return Ok(false);
+        }
+        let mut published = state.published.clone();
+        published.retain(|name, _| state.accepted.contains_key(name));
+        // Uploads for a delegation removed since: not published, their task fails.
+        let mut dropped = BTreeSet::new();
+        for upload in &state.uploads {
+            if !state.accepted.contains_key(&upload.role) {
+                dropped.insert(upload.task_id.clone());
+                continue;
+            }
+            p.publish_project(&upload.role, &upload.metadata).await?;
+            published.insert(upload.role.clone(), upload.delegation.clone());
+        }
+        p.set_projects(published.clone());
+        p.force(&[RECENTLY_CLAIMED.to_string()]);
+        let outcome = p.step().await?;
+        // Changes accepted meanwhile (by any process) stay for the next step:
+        // compare-and-swap against what was read.
+        let done: BTreeSet<String> = state.pending_tasks.iter().cloned().collect();
+        loop {
+            let (mut now, old) = self.project_delegations().await?;
+            now.pending_tasks.retain(|t| !done.contains(t));
+            now.uploads.retain(|u| !done.contains(&u.task_id));
+            now.published = published.clone();
+            let value = serde_json::to_value(&now).map_err(|e| Error::Corrupt(e.to_string()))?;
+            if self
+                .inner
+                .store
+                .replace_setting(DELEGATIONS_KEY, old.as_deref(), &value, None)
+                .await?
+            {
+                break;
+            }
+        }
+        for task in &done {
+            let (state, status, error) = if dropped.contains(task) {
+                (
+                    crate::task::TaskState::Failure,
+                    false,
+                    Some("the project's delegation was removed before publication"),
+                )
+            } else {
+                (crate::task::TaskState::Success, true, None)
+            };
+            self.inner
+                .store
+                .finish_task(task, state, status, error)
+                .await?;
+        }
+        if let Some(publication) = outcome {
+            *self.inner.last_publication.lock().await = Some(publication);
+        }
+        Ok(true)
+    }
+
     /// Settings as RSTUF's `GET /api/v1/config/` lists them.
     pub async fn config(&self) -> Result<Value> {
         let state = self.bootstrap_state().await?;
@@ -779,9 +900,47 @@ impl Repository {
                 "number_of_delegated_bins".into(),
                 json!(settings.number_of_delegated_bins),
             );
-            out.insert("targets_online_key".into(), json!(true));
+            out.insert(
+                "targets_online_key".into(),
+                json!(settings.layout.is_pep458()),
+            );
+            out.insert("layout".into(), json!(settings.layout.as_str()));
+            if settings.layout == Layout::Pep480
+                && let Ok(root) = self.trusted_root().await
+                && let Ok(targets) = root.signed.role("targets")
+            {
+                out.insert("targets_threshold".into(), json!(targets.threshold));
+                out.insert("targets_num_keys".into(), json!(targets.keyids.len()));
+            }
         }
         Ok(Value::Object(out))
+    }
+
+    /// pep480's offline roles (targets, claimed) close to expiry: within
+    /// [`offline_margin`] of it, or expired. The service cannot re-sign them,
+    /// so `/healthz` warns while there is still time for a key ceremony.
+    pub async fn offline_roles_expiring(&self) -> Result<Vec<(String, u64, UtcTime)>> {
+        let Ok(settings) = self.settings().await else {
+            return Ok(Vec::new());
+        };
+        if settings.layout != Layout::Pep480 {
+            return Ok(Vec::new());
+        }
+        let margin = offline_margin(settings.expiration.seconds("targets"));
+        let now = UtcTime::now().unix();
+        let mut out = Vec::new();
+        for name in ["targets", crate::settings::CLAIMED] {
+            if let Some(role) = self.inner.store.role(name).await?
+                && role.expires - now <= margin
+            {
+                out.push((
+                    name.to_string(),
+                    role.version,
+                    UtcTime::from_unix(role.expires),
+                ));
+            }
+        }
+        Ok(out)
     }
 
     /// The last publication and the last publisher error, for health checks and metrics.
@@ -954,7 +1113,14 @@ impl Repository {
             .await?;
             if let BootstrapState::Pending { task_id } = &state {
                 tracing::info!(task_id, "bootstrapping: writing the first metadata");
-                p.write_initial(&root).await?;
+                let offline: Option<OfflineRoles> =
+                    self.inner.store.setting(OFFLINE_ROLES_KEY).await?;
+                if p.layout() == Layout::Pep480 && offline.is_none() {
+                    return Err(Error::Corrupt(
+                        "pep480 bootstrap without its offline roles".into(),
+                    ));
+                }
+                p.write_initial(&root, offline.as_ref()).await?;
                 let done = serde_json::to_value(BootstrapState::Done {
                     task_id: task_id.clone(),
                 })
@@ -995,6 +1161,9 @@ impl Repository {
             }
             return Ok(true);
         }
+        if p.layout() == Layout::Pep480 && self.publish_delegations(p).await? {
+            return Ok(true);
+        }
         match p.step().await? {
             Some(publication) => {
                 tracing::info!(
@@ -1011,4 +1180,10 @@ impl Repository {
             None => Ok(false),
         }
     }
+}
+
+/// How long before expiry an offline role is reported: a quarter of its
+/// lifetime, at most 30 days (time enough to gather its key holders).
+pub fn offline_margin(lifetime_seconds: i64) -> i64 {
+    (lifetime_seconds / 4).min(30 * 86_400)
 }

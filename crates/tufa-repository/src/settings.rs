@@ -30,7 +30,8 @@ impl Expiration {
     pub fn seconds(&self, role: &str) -> i64 {
         let days = match role {
             "root" => self.root,
-            "targets" => self.targets,
+            // pep480's online delegating roles live as long as pep458's online targets.
+            "targets" | "unclaimed" | "recently-claimed" => self.targets,
             "snapshot" => self.snapshot,
             "timestamp" => self.timestamp,
             _ => self.bins,
@@ -74,6 +75,40 @@ impl BootstrapState {
     }
 }
 
+/// The delegation layout, fixed at bootstrap (DESIGN.md section 2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// `targets` (online) delegates straight to the succinct bins (RSTUF-identical).
+    #[default]
+    Pep458,
+    /// `targets` (offline) delegates to `claimed` (offline), `recently-claimed`
+    /// and `unclaimed` (online; it delegates to the bins), for developer signing.
+    Pep480,
+}
+
+impl Layout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layout::Pep458 => "pep458",
+            Layout::Pep480 => "pep480",
+        }
+    }
+
+    pub fn is_pep458(&self) -> bool {
+        *self == Layout::Pep458
+    }
+}
+
+/// The pep480 role that holds the bins.
+pub const UNCLAIMED: &str = "unclaimed";
+/// The pep480 online role for newly claimed projects.
+pub const RECENTLY_CLAIMED: &str = "recently-claimed";
+/// The pep480 offline role for projects claimed for good.
+pub const CLAIMED: &str = "claimed";
+/// The paths claimed and recently-claimed are trusted for (any project's files).
+pub const PROJECT_FILES_PATTERN: &str = "packages/*/*";
+
 /// Everything fixed at bootstrap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepositorySettings {
@@ -84,6 +119,10 @@ pub struct RepositorySettings {
     /// Root's threshold and number of keys, for `GET /config`.
     pub root_threshold: u64,
     pub root_num_keys: usize,
+    /// Absent in settings stored before pep480 existed (and never written for
+    /// pep458), so those databases load unchanged.
+    #[serde(default, skip_serializing_if = "Layout::is_pep458")]
+    pub layout: Layout,
 }
 
 impl RepositorySettings {
@@ -98,6 +137,16 @@ pub(crate) const BOOTSTRAP_KEY: &str = "bootstrap";
 pub(crate) const ROOT_KEY: &str = "root";
 pub(crate) const PENDING_ROOT_KEY: &str = "pending_root";
 pub(crate) const FORCE_KEY: &str = "force_online";
+/// pep480: the offline `targets` and `claimed` given at bootstrap (published as given).
+pub(crate) const OFFLINE_ROLES_KEY: &str = "offline_roles";
+
+/// pep480's offline roles as their signers made them: published byte for
+/// byte (canonical JSON), never re-signed by the service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfflineRoles {
+    pub targets: serde_json::Value,
+    pub claimed: serde_json::Value,
+}
 
 /// A root update accepted and waiting for the publisher.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

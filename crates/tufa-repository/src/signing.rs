@@ -12,8 +12,8 @@ use crate::bootstrap;
 use crate::error::{Error, Result};
 use crate::repository::Repository;
 use crate::settings::{
-    BOOTSTRAP_KEY, BootstrapState, PENDING_ROOT_KEY, PendingRoot, ROOT_KEY, RepositorySettings,
-    SETTINGS_KEY,
+    BOOTSTRAP_KEY, BootstrapState, OFFLINE_ROLES_KEY, OfflineRoles, PENDING_ROOT_KEY, PendingRoot,
+    ROOT_KEY, RepositorySettings, SETTINGS_KEY,
 };
 use crate::store::NewTask;
 use crate::task::{TaskKind, new_task_id};
@@ -25,7 +25,12 @@ pub(crate) const SIGNING_KEY: &str = "signing";
 #[serde(tag = "purpose", rename_all = "lowercase")]
 pub enum SigningPurpose {
     /// The first root; `settings` come from the bootstrap payload.
-    Bootstrap { settings: RepositorySettings },
+    Bootstrap {
+        settings: RepositorySettings,
+        /// pep480's offline roles, already fully signed, kept until root is.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offline: Option<OfflineRoles>,
+    },
     /// Root N+1.
     Update,
 }
@@ -206,8 +211,17 @@ impl Repository {
         }
         let mut settings = Vec::new();
         match &state.purpose {
-            SigningPurpose::Bootstrap { settings: repo } => {
+            SigningPurpose::Bootstrap {
+                settings: repo,
+                offline,
+            } => {
                 settings.push((SETTINGS_KEY, serde_json::to_value(repo).map_err(corrupt)?));
+                if let Some(offline) = offline {
+                    settings.push((
+                        OFFLINE_ROLES_KEY,
+                        serde_json::to_value(offline).map_err(corrupt)?,
+                    ));
+                }
                 settings.push((ROOT_KEY, root_value));
                 settings.push((
                     BOOTSTRAP_KEY,

@@ -261,6 +261,57 @@ impl Store {
         }
     }
 
+    /// A setting's stored text, exactly (for [`Store::replace_setting`]).
+    pub async fn setting_text(&self, key: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("value")).transpose()?)
+    }
+
+    /// Replaces a setting only if it still holds `old` (`None`: absent), and
+    /// records `task` with it; `Ok(false)` when another process changed it
+    /// first (nothing is written then). Read-modify-write across processes
+    /// without losing anyone's change.
+    pub async fn replace_setting(
+        &self,
+        key: &str,
+        old: Option<&str>,
+        new: &Value,
+        task: Option<&NewTask>,
+    ) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        let changed = match old {
+            Some(old) => {
+                sqlx::query("UPDATE settings SET value = $1 WHERE key = $2 AND value = $3")
+                    .bind(new.to_string())
+                    .bind(key)
+                    .bind(old)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+            }
+            None => sqlx::query(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(new.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+        };
+        if changed != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Some(task) = task {
+            insert_task(&mut tx, task, None).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Stores a setting as JSON.
     pub async fn set_setting<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
         let text = serde_json::to_string(value).map_err(|e| Error::Corrupt(e.to_string()))?;
@@ -706,6 +757,22 @@ impl Store {
         Ok(out)
     }
 
+    /// One published role's version and expiry (without reading all 16,384 bins).
+    pub async fn role(&self, name: &str) -> Result<Option<RoleVersion>> {
+        let row = sqlx::query("SELECT version, expires FROM roles WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            let version: i64 = row.try_get("version")?;
+            Ok(RoleVersion {
+                version: version as u64,
+                expires: row.try_get("expires")?,
+            })
+        })
+        .transpose()
+    }
+
     /// One task.
     pub async fn task(&self, id: &str) -> Result<Option<Task>> {
         let row = sqlx::query("SELECT * FROM tasks WHERE id = $1")
@@ -918,5 +985,32 @@ mod tests {
         let s5 = store.unstage_all(&task("t5")).await.expect("unstage");
         assert_eq!(live(&store, s5).await, entries(&[("a", "D")]));
         assert_eq!(live(&store, s4).await, entries(&[("a", "C")]));
+    }
+
+    #[tokio::test]
+    async fn replace_setting_refuses_a_stale_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("t.db")).await.unwrap();
+        let a = serde_json::json!({"n": 1});
+        assert!(store.replace_setting("k", None, &a, None).await.unwrap());
+        // Created already: a second "absent" writer loses.
+        assert!(!store.replace_setting("k", None, &a, None).await.unwrap());
+        let read = store.setting_text("k").await.unwrap();
+        let b = serde_json::json!({"n": 2});
+        assert!(
+            store
+                .replace_setting("k", read.as_deref(), &b, None)
+                .await
+                .unwrap()
+        );
+        // The same read is stale now: refused, nothing written.
+        let c = serde_json::json!({"n": 3});
+        assert!(
+            !store
+                .replace_setting("k", read.as_deref(), &c, None)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.setting::<Value>("k").await.unwrap(), Some(b));
     }
 }

@@ -54,6 +54,8 @@ pub enum TaskKind {
     SignMetadata,
     DeleteSignMetadata,
     UpdateSettings,
+    MetadataDelegation,
+    ProjectMetadata,
 }
 
 impl TaskKind {
@@ -68,6 +70,8 @@ impl TaskKind {
             TaskKind::SignMetadata => "sign_metadata",
             TaskKind::DeleteSignMetadata => "delete_sign_metadata",
             TaskKind::UpdateSettings => "update_settings",
+            TaskKind::MetadataDelegation => "metadata_delegation",
+            TaskKind::ProjectMetadata => "project_metadata",
         }
     }
 }

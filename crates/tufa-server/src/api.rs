@@ -8,6 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tufa_repository::delegations::DelegationAction;
 use tufa_repository::task::Task;
 use tufa_repository::{Accepted, Repository};
 
@@ -27,7 +28,8 @@ pub fn routes() -> Router<Repository> {
         ("/api/v1/metadata/online", "online"),
         ("/api/v1/metadata/sign", "sign"),
         ("/api/v1/delegations", "delegations"),
-        ("/api/v1/delegations/delete", "delegations"),
+        ("/api/v1/delegations/delete", "delegations_delete"),
+        ("/api/v1/delegations/metadata", "delegations_metadata"),
         ("/api/v1/metadata/sign/delete", "sign_delete"),
         ("/api/v1/tasks", "tasks"),
     ] {
@@ -43,10 +45,9 @@ pub fn routes() -> Router<Repository> {
                 "online" => router.route(&p, post(post_metadata_online)),
                 "sign" => router.route(&p, get(get_metadata_sign).post(post_metadata_sign)),
                 "sign_delete" => router.route(&p, post(post_metadata_sign_delete)),
-                "delegations" => router.route(
-                    &p,
-                    post(delegations_unsupported).put(delegations_unsupported),
-                ),
+                "delegations" => router.route(&p, post(post_delegations).put(put_delegations)),
+                "delegations_delete" => router.route(&p, post(post_delegations_delete)),
+                "delegations_metadata" => router.route(&p, post(post_delegations_metadata)),
                 _ => router.route(&p, get(get_tasks)),
             };
         }
@@ -165,6 +166,59 @@ async fn put_config(State(repo): State<Repository>, body: Bytes) -> Result<Respo
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"data": {"task_id": task_id, "last_update": tufa_metadata::UtcTime::now().to_string()}, "message": "Settings successfully submitted."})),
+    )
+        .into_response())
+}
+
+async fn delegations(
+    repo: &Repository,
+    action: DelegationAction,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let payload = parse_body(body)?;
+    match repo.delegations(action, &payload).await? {
+        None => Err(delegations_unsupported().await),
+        Some(task_id) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"data": {"task_id": task_id, "last_update": tufa_metadata::UtcTime::now().to_string()}, "message": "Metadata Delegation Accepted"})),
+        )
+            .into_response()),
+    }
+}
+
+/// pep480: adds project roles under recently-claimed (RSTUF's payload).
+async fn post_delegations(
+    State(repo): State<Repository>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    delegations(&repo, DelegationAction::Add, &body).await
+}
+
+/// pep480: replaces project roles' keys (developer key rotation).
+async fn put_delegations(
+    State(repo): State<Repository>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    delegations(&repo, DelegationAction::Update, &body).await
+}
+
+async fn post_delegations_delete(
+    State(repo): State<Repository>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    delegations(&repo, DelegationAction::Delete, &body).await
+}
+
+/// pep480 (a tufa extension): developer-signed project metadata.
+async fn post_delegations_metadata(
+    State(repo): State<Repository>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let payload = parse_body(&body)?;
+    let task_id = repo.upload_project_metadata(&payload).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"data": {"task_id": task_id, "last_update": tufa_metadata::UtcTime::now().to_string()}, "message": "Project metadata accepted."})),
     )
         .into_response())
 }

@@ -25,13 +25,23 @@ async fn healthz(State(repo): State<Repository>) -> Result<Response, ApiError> {
     let (epoch, holder, since) = repo.store().publisher_holder().await?;
     // Not `counts()`: that also scans every artifact, too much for a probe.
     let pending = repo.store().pending_count().await?;
+    // pep480: targets and claimed are offline; only their key holders can
+    // re-sign them, so say so well before they expire (still 200: serving works).
+    let offline_expiring: Vec<_> = repo
+        .offline_roles_expiring()
+        .await?
+        .into_iter()
+        .map(|(role, version, expires)| {
+            json!({"role": role, "version": version, "expires": expires.to_string()})
+        })
+        .collect();
     let status = if error.is_some() {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
     };
-    let body = json!({
-        "status": if error.is_some() { "degraded" } else { "ok" },
+    let mut body = json!({
+        "status": if error.is_some() { "degraded" } else if !offline_expiring.is_empty() { "warning" } else { "ok" },
         "bootstrap": bootstrap.map(|b| b.rstuf_value()),
         "publisher_error": error,
         "publisher": {
@@ -47,6 +57,9 @@ async fn healthz(State(repo): State<Repository>) -> Result<Response, ApiError> {
             "millis": p.millis as u64,
         })),
     });
+    if !offline_expiring.is_empty() {
+        body["offline_roles_expiring"] = json!(offline_expiring);
+    }
     Ok((status, Json(body)).into_response())
 }
 
