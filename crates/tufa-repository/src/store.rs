@@ -208,8 +208,7 @@ impl Store {
                     conn.execute(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
                          PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; \
-                         PRAGMA cache_size = -65536; PRAGMA mmap_size = 1073741824; \
-                         PRAGMA wal_autocheckpoint = 16384; PRAGMA temp_store = MEMORY;",
+                         PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;",
                     )
                     .await?;
                     Ok(())
