@@ -47,7 +47,7 @@ fn ceremony_prompts_at_a_terminal_and_its_payload_bootstraps() {
         "Root keys to generate [2]:",
         "Root threshold [2]:",
         "Online key file (PEM; empty to generate one):",
-        "root v1 signed by 3 of 2 required keys",
+        "root v1 carries 3 signature(s), threshold 2",
     ] {
         assert!(shown.contains(prompt), "missing {prompt:?} in:\n{shown}");
     }

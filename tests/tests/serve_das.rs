@@ -72,7 +72,8 @@ fn root_signatures_added_later_by_other_key_holders() {
         ],
     ));
     assert!(
-        err.contains("signed by 1 of 2") && err.contains("needs 1 more signature"),
+        err.contains("carries 1 signature(s), threshold 2")
+            && err.contains("needs 1 more signature"),
         "{err}"
     );
 

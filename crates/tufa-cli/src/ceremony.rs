@@ -320,7 +320,7 @@ pub fn run(args: CeremonyArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(&args.out, text + "\n")
         .with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!(
-        "root v1 signed by {} of {} required keys; bootstrap payload written to {}",
+        "root v1 carries {} signature(s), threshold {}; bootstrap payload written to {}",
         result.signatures,
         root_threshold,
         args.out.display()
