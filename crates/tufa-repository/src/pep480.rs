@@ -25,23 +25,9 @@ pub const ALL_HASH_PREFIXES: [&str; 16] = [
 /// The prefix of project role names: `project-{normalised name}`.
 pub const PROJECT_PREFIX: &str = "project-";
 
-/// PEP 503 normalisation: runs of `-`, `_`, `.` become one `-`, lower case.
-pub fn normalise_project(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut in_run = false;
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !in_run {
-                out.push('-');
-            }
-            in_run = true;
-        } else {
-            out.extend(c.to_lowercase());
-            in_run = false;
-        }
-    }
-    out
-}
+/// PEP 503 normalisation, as the bundled index does it: project role names
+/// and index paths must agree on a project's name.
+pub use crate::index::normalize_name as normalise_project;
 
 /// The one `paths` pattern of a project role.
 pub fn project_pattern(project: &str) -> String {
