@@ -278,7 +278,8 @@ mod tests {
     use std::net::TcpListener;
 
     /// A one-thread HTTP server on 127.0.0.1 that answers every request with
-    /// `respond(path)`; returns its base URL.
+    /// `respond(path)` and closes the connection (responses say so, or a
+    /// client reusing the connection races the close); returns its base URL.
     fn serve(respond: fn(&str) -> String) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -308,8 +309,8 @@ mod tests {
     #[test]
     fn plain_client_follows_plain_redirects() {
         let base = serve(|path| match path {
-            "/moved" => "HTTP/1.1 302 Found\r\nLocation: /here\r\nContent-Length: 0\r\n\r\n".into(),
-            _ => "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".into(),
+            "/moved" => "HTTP/1.1 302 Found\r\nLocation: /here\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".into(),
+            _ => "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello".into(),
         });
         let body = fetch_bytes(&fetcher(), &format!("{base}/moved"), 100).expect("fetch");
         assert_eq!(body, b"hello");
@@ -328,7 +329,7 @@ mod tests {
         let base = serve(|path| {
             let port = path.trim_start_matches("/to-tls/");
             format!(
-                "HTTP/1.1 301 Moved Permanently\r\nLocation: https://127.0.0.1:{port}/x\r\nContent-Length: 0\r\n\r\n"
+                "HTTP/1.1 301 Moved Permanently\r\nLocation: https://127.0.0.1:{port}/x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
             )
         });
         let url = format!("{base}/to-tls/{port}");
