@@ -119,6 +119,44 @@ fn write_u64(mut u: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(&buf[i..]);
 }
 
+/// Appends the canonical encoding of the string `s` to `out`.
+pub fn write_str(s: &str, out: &mut Vec<u8>) {
+    write_string(s, out, false);
+}
+
+/// Turns canonical bytes into the file form [`to_json_bytes`] writes:
+/// canonical JSON has no whitespace, so a byte below 0x20 can only be a raw
+/// control character inside a string, and escaping each such byte in place
+/// is exactly what [`to_json_bytes`] does to strings. Borrowed when there is
+/// nothing to escape, which is nearly always.
+pub fn escape_control_characters(canonical: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !canonical.iter().any(|&b| b < 0x20) {
+        return std::borrow::Cow::Borrowed(canonical);
+    }
+    let mut out = Vec::with_capacity(canonical.len() + 16);
+    let mut start = 0;
+    for (i, &b) in canonical.iter().enumerate() {
+        if b < 0x20 {
+            out.extend_from_slice(&canonical[start..i]);
+            write_control_escape(b, &mut out);
+            start = i + 1;
+        }
+    }
+    out.extend_from_slice(&canonical[start..]);
+    std::borrow::Cow::Owned(out)
+}
+
+fn write_control_escape(b: u8, out: &mut Vec<u8>) {
+    match b {
+        0x08 => out.extend_from_slice(b"\\b"),
+        b'\t' => out.extend_from_slice(b"\\t"),
+        b'\n' => out.extend_from_slice(b"\\n"),
+        0x0c => out.extend_from_slice(b"\\f"),
+        b'\r' => out.extend_from_slice(b"\\r"),
+        _ => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+    }
+}
+
 fn write_string(s: &str, out: &mut Vec<u8>, escape_controls: bool) {
     out.reserve(s.len() + 2);
     out.push(b'"');
@@ -132,14 +170,7 @@ fn write_string(s: &str, out: &mut Vec<u8>, escape_controls: bool) {
             start = i + 1;
         } else if escape_controls && b < 0x20 {
             out.extend_from_slice(&bytes[start..i]);
-            match b {
-                0x08 => out.extend_from_slice(b"\\b"),
-                b'\t' => out.extend_from_slice(b"\\t"),
-                b'\n' => out.extend_from_slice(b"\\n"),
-                0x0c => out.extend_from_slice(b"\\f"),
-                b'\r' => out.extend_from_slice(b"\\r"),
-                _ => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
-            }
+            write_control_escape(b, out);
             start = i + 1;
         }
     }

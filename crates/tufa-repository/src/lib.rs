@@ -9,6 +9,7 @@
 //! - [`repository`]: the service facade the HTTP API calls.
 //! - [`bootstrap`]: RSTUF's bootstrap payload and its checks.
 
+mod bin_cache;
 pub mod bootstrap;
 pub mod ceremony;
 pub mod clock;

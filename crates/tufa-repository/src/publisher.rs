@@ -8,28 +8,38 @@
 //! so a crash between writing files and recording them is repaired by the
 //! next publication.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
 use rayon::prelude::*;
 use serde_json::Map;
 use tufa_metadata::{
-    Delegations, Key, MetaFile, Metadata, Root, Signer, Snapshot, SuccinctRoles, TargetFile,
-    Targets, Timestamp, UtcTime,
+    Delegations, Key, MetaFile, Metadata, Root, Signer, Snapshot, SuccinctRoles, Targets,
+    Timestamp, UtcTime,
 };
 
+use crate::bin_cache::{BinCache, BinTargets, canonical_info, encode_bin};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::settings::{
     CLAIMED, Layout, OfflineRoles, RECENTLY_CLAIMED, RepositorySettings, UNCLAIMED,
 };
 use crate::storage::Storage;
-use crate::store::{RoleVersion, Store};
+use crate::store::{PendingChange, RoleVersion, Store};
 
 /// Bins built, signed and written at a time: bounds memory during a
 /// publication of every bin of a large repository.
 const PUBLISH_CHUNK_BINS: usize = 1024;
+
+/// Pending changes a publication holds in memory at most. A larger batch
+/// (an import of millions of files) is published from the store bin by bin,
+/// without the publisher's copy of the bins, so memory stays bounded.
+const PENDING_IN_MEMORY: usize = 250_000;
+
+/// The default bound of the publisher's copy of the bins (see [`crate::bin_cache`]):
+/// about a million targets.
+pub const DEFAULT_BIN_CACHE_BYTES: usize = 256 << 20;
 
 /// The prefix of bin role names, as RSTUF and PEP 458 name them.
 pub const BINS_PREFIX: &str = "bins";
@@ -62,6 +72,8 @@ pub struct Publisher {
     forced: BTreeSet<String>,
     /// Roles written since they were last recorded in the store.
     touched: BTreeSet<String>,
+    /// What each bin publishes, so a publication reads only pending changes.
+    cache: BinCache,
     clock: Clock,
     /// The publisher lease this publisher works under (see [`Store::claim_publisher`]).
     epoch: i64,
@@ -122,6 +134,7 @@ impl Publisher {
             projects: BTreeMap::new(),
             forced: BTreeSet::new(),
             touched: BTreeSet::new(),
+            cache: BinCache::new(DEFAULT_BIN_CACHE_BYTES),
             clock,
             epoch,
         };
@@ -211,12 +224,14 @@ impl Publisher {
             }
         }
         let all_bins: BTreeSet<u32> = (0..self.settings.number_of_delegated_bins).collect();
-        self.publish(&all_bins, true, 0, 0, self.clock.now())
+        self.publish(&all_bins, true, 0, Some(Arc::default()), self.clock.now())
             .await?;
         self.touched.clear();
         let roles: Vec<(String, RoleVersion)> =
             self.roles.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        self.store.finish_publication(0, &roles, self.epoch).await?;
+        self.store
+            .finish_publication(0, &roles, self.epoch, None)
+            .await?;
         Ok(())
     }
 
@@ -266,12 +281,14 @@ impl Publisher {
     pub async fn resign_all(&mut self) -> Result<Publication> {
         let all_bins: BTreeSet<u32> = (0..self.settings.number_of_delegated_bins).collect();
         let publication = self
-            .publish(&all_bins, true, 0, 0, self.clock.now())
+            .publish(&all_bins, true, 0, Some(Arc::default()), self.clock.now())
             .await?;
         self.touched.clear();
         let roles: Vec<(String, RoleVersion)> =
             self.roles.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        self.store.finish_publication(0, &roles, self.epoch).await?;
+        self.store
+            .finish_publication(0, &roles, self.epoch, None)
+            .await?;
         Ok(publication)
     }
 
@@ -326,7 +343,8 @@ impl Publisher {
     pub async fn step(&mut self) -> Result<Option<Publication>> {
         let started = Instant::now();
         let now = self.clock.now();
-        let batch = self.store.pending_batch().await?;
+        let batch = self.store.pending_batch(PENDING_IN_MEMORY).await?;
+        let pending = batch.pending.map(Arc::new);
         let mut bins = batch.bins.clone();
         for n in 0..self.settings.number_of_delegated_bins {
             if self.expiring(&self.succinct.bin_name(u64::from(n)), now) {
@@ -347,19 +365,34 @@ impl Publisher {
             return Ok(None);
         }
         let publication = if due {
-            self.publish(&bins, targets_due, batch.max_seq, batch.changes, now)
+            self.publish(&bins, targets_due, batch.max_seq, pending.clone(), now)
                 .await?
         } else {
             // Tasks whose changes were already published (superseded or empty).
             Publication::default()
         };
         let roles = self.changed_roles(&publication);
-        let tasks_completed = self
+        let finished = self
             .store
-            .finish_publication(batch.max_seq, &roles, self.epoch)
-            .await?;
+            .finish_publication(
+                batch.max_seq,
+                &roles,
+                self.epoch,
+                pending.as_deref().map(Vec::as_slice),
+            )
+            .await;
+        let tasks_completed = match finished {
+            Ok(n) => n,
+            Err(e) => {
+                // The copy of the bins holds changes the store does not
+                // record as published: read the bins afresh next time.
+                self.cache.clear();
+                return Err(e);
+            }
+        };
         Ok(Some(Publication {
             tasks_completed,
+            artifact_changes: batch.changes,
             // The whole step: reading the batch, publishing, recording it.
             millis: started.elapsed().as_millis(),
             ..publication
@@ -381,17 +414,49 @@ impl Publisher {
 
     /// Signs and writes `bins` (and the online delegating roles if asked:
     /// targets, or unclaimed and recently-claimed), then snapshot and timestamp.
+    ///
+    /// `pending`: the batch's changes, to apply to the publisher's copy of
+    /// the bins; `None` when there were too many to hold, and the bins are
+    /// then read whole from the store, a chunk at a time.
     async fn publish(
         &mut self,
         bins: &BTreeSet<u32>,
         with_targets: bool,
         max_seq: i64,
-        changes: usize,
+        pending: Option<Arc<Vec<PendingChange>>>,
+        now: UtcTime,
+    ) -> Result<Publication> {
+        let result = self
+            .publish_inner(bins, with_targets, max_seq, pending, now)
+            .await;
+        if result.is_err() {
+            // Half a publication may be in the copy of the bins.
+            self.cache.clear();
+        }
+        result
+    }
+
+    async fn publish_inner(
+        &mut self,
+        bins: &BTreeSet<u32>,
+        with_targets: bool,
+        max_seq: i64,
+        pending: Option<Arc<Vec<PendingChange>>>,
         now: UtcTime,
     ) -> Result<Publication> {
         let started = Instant::now();
         let bin_list: Vec<u32> = bins.iter().copied().collect();
         let bins_expires = now.plus_seconds(self.settings.expiration.seconds("bins"));
+        let use_cache = pending.is_some();
+        if !use_cache {
+            self.cache.clear();
+        }
+        let mut changes_by_bin = match pending {
+            Some(pending) => tokio::task::spawn_blocking(move || encode_changes(&pending))
+                .await
+                .map_err(|e| Error::Corrupt(format!("encoding task failed: {e}")))??,
+            None => HashMap::new(),
+        };
 
         // Bins are built, signed and written a chunk at a time, so memory
         // stays bounded however many targets the repository holds; all the
@@ -400,20 +465,47 @@ impl Publisher {
             Vec::with_capacity(bin_list.len() + 1);
         let mut kept: Vec<(String, Vec<u8>)> = Vec::new();
         for chunk in bin_list.chunks(PUBLISH_CHUNK_BINS) {
-            let contents = self.store.bin_contents(chunk, max_seq).await?;
-            let mut roles: Vec<(String, Targets)> = Vec::with_capacity(chunk.len());
-            for (bin, entries) in contents {
-                let name = self.succinct.bin_name(u64::from(bin));
-                let mut targets = Targets::new(bins_expires);
-                targets.version = self.next_version(&name);
-                for (path, info) in entries {
-                    let file: TargetFile = serde_json::from_str(&info)
-                        .map_err(|e| Error::Corrupt(format!("stored info of {path}: {e}")))?;
-                    targets.targets.insert(path, file);
-                }
-                roles.push((name, targets));
-            }
-            let (files, to_upload) = self.sign_and_write(roles).await?;
+            let missing: Vec<u32> = chunk
+                .iter()
+                .copied()
+                .filter(|&b| !self.cache.contains(b))
+                .collect();
+            let loaded = if missing.is_empty() {
+                BTreeMap::new()
+            } else {
+                self.store.bin_contents(&missing, max_seq).await?
+            };
+            let changes: Vec<(u32, Vec<EncodedChange>)> = chunk
+                .iter()
+                .filter_map(|b| changes_by_bin.remove(b).map(|c| (*b, c)))
+                .collect();
+            let roles: Vec<(u32, String, u64)> = chunk
+                .iter()
+                .map(|&b| {
+                    let name = self.succinct.bin_name(u64::from(b));
+                    let version = self.next_version(&name);
+                    (b, name, version)
+                })
+                .collect();
+            let cache = std::mem::take(&mut self.cache);
+            let storage = self.storage.clone();
+            let signers = self.signers.clone();
+            let (cache, signed) = tokio::task::spawn_blocking(move || {
+                sign_bins(
+                    cache,
+                    loaded,
+                    changes,
+                    &roles,
+                    bins_expires,
+                    &signers,
+                    &storage,
+                    use_cache,
+                )
+            })
+            .await
+            .map_err(|e| Error::Corrupt(format!("signing task failed: {e}")))?;
+            self.cache = cache;
+            let (files, to_upload) = signed?;
             written.extend(files);
             // An object store uploads each chunk at once, so memory stays bounded.
             if !to_upload.is_empty() {
@@ -518,7 +610,7 @@ impl Publisher {
             snapshot_version: snapshot_version.version,
             timestamp_version: timestamp_version.version,
             bins_signed,
-            artifact_changes: changes,
+            artifact_changes: 0,
             tasks_completed: 0,
             millis: started.elapsed().as_millis(),
         })
@@ -589,4 +681,104 @@ impl Publisher {
     pub fn bin_for(&self, path: &str) -> u32 {
         self.succinct.bin_for_target(path) as u32
     }
+}
+
+/// A pending change in the form the copy of the bins holds: path and
+/// canonical info (`None`: removed).
+type EncodedChange = (String, Option<Box<[u8]>>);
+
+/// The batch's changes in canonical form, grouped by bin, encoded in parallel.
+fn encode_changes(pending: &[PendingChange]) -> Result<HashMap<u32, Vec<EncodedChange>>> {
+    let encoded: Vec<(u32, EncodedChange)> = pending
+        .par_iter()
+        .map(|c| {
+            let info = c
+                .info
+                .as_deref()
+                .map(|i| canonical_info(&c.path, i))
+                .transpose()?;
+            Ok((c.bin, (c.path.clone(), info)))
+        })
+        .collect::<Result<_>>()?;
+    let mut by_bin: HashMap<u32, Vec<EncodedChange>> = HashMap::new();
+    for (bin, change) in encoded {
+        by_bin.entry(bin).or_default().push(change);
+    }
+    Ok(by_bin)
+}
+
+/// Written bins: (role, version, file), and files kept for an object store.
+type SignedBins = (Vec<(String, RoleVersion, String)>, Vec<(String, Vec<u8>)>);
+
+/// On a blocking thread: brings the chunk's bins into `cache` (bins read
+/// whole from the store, then the batch's changes), then encodes, signs and
+/// writes each bin in parallel. The cache comes back even on failure; a
+/// publication that fails clears it.
+#[allow(clippy::too_many_arguments)]
+fn sign_bins(
+    mut cache: BinCache,
+    loaded: BTreeMap<u32, Vec<(String, String)>>,
+    changes: Vec<(u32, Vec<EncodedChange>)>,
+    roles: &[(u32, String, u64)],
+    expires: UtcTime,
+    signers: &[Arc<dyn Signer>],
+    storage: &Storage,
+    keep: bool,
+) -> (BinCache, Result<SignedBins>) {
+    let encoded: Result<Vec<(u32, BinTargets)>> = loaded
+        .into_par_iter()
+        .map(|(bin, rows)| Ok((bin, encode_bin(rows)?)))
+        .collect();
+    let encoded = match encoded {
+        Ok(e) => e,
+        Err(e) => return (cache, Err(e)),
+    };
+    for (bin, targets) in encoded {
+        cache.insert_bin(bin, targets);
+    }
+    // Bins just read already hold these changes (the read applies the
+    // batch); applying them again is harmless.
+    for (bin, list) in changes {
+        for (path, info) in list {
+            cache.apply(bin, &path, info);
+        }
+    }
+    let signers: Vec<&dyn Signer> = signers.iter().map(|s| s.as_ref()).collect();
+    let empty = BinTargets::new();
+    let result = roles
+        .par_iter()
+        .map(|(bin, name, version)| {
+            let targets = cache.get(*bin).unwrap_or(&empty);
+            let size: usize = targets.iter().map(|(p, i)| p.len() + i.len() + 4).sum();
+            let signed = tufa_metadata::metadata::bin_signed_bytes(
+                *version,
+                expires,
+                targets.iter().map(|(p, i)| (p.as_str(), &i[..])),
+                size,
+            );
+            let bytes = tufa_metadata::metadata::sign_encoded(&signed, &signers)?;
+            let file = format!("{version}.{name}.json");
+            let kept = storage.write_or_keep(&file, bytes)?;
+            let role = RoleVersion {
+                version: *version,
+                expires: expires.unix(),
+            };
+            Ok(((name.clone(), role, file), kept))
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(|signed| {
+            let mut files = Vec::with_capacity(signed.len());
+            let mut kept = Vec::new();
+            for (file, bytes) in signed {
+                files.push(file);
+                kept.extend(bytes);
+            }
+            (files, kept)
+        });
+    if keep {
+        cache.trim();
+    } else {
+        cache.clear();
+    }
+    (cache, result)
 }

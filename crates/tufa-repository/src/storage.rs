@@ -2,10 +2,14 @@
 //! S3-compatible object storage, written so that a reader never sees a half
 //! state and a crash never publishes one.
 //!
-//! Every file but `timestamp.json` is written once as `{version}.{role}.json`
-//! under a temporary name, made durable, then renamed into place; the caller
-//! makes a publication's files durable ([`DirectoryStorage::sync_files`])
-//! before it writes the snapshot and the timestamp that name them.
+//! Every file but `timestamp.json` is written once as `{version}.{role}.json`.
+//! Targets roles are written in place and made durable together
+//! ([`DirectoryStorage::sync_files`]) before the snapshot that names them is
+//! written: until then no client has a reason to ask for them, and a file
+//! left half-written by a crash is rewritten by the next publication, which
+//! takes the same version. Snapshots and roots go through a temporary file
+//! and a hard link, which never replaces; `timestamp.json` through a
+//! temporary file and a rename, so readers see the old or the new one.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -318,20 +322,19 @@ impl DirectoryStorage {
         self.dir.join(name)
     }
 
-    /// Writes `bytes` as `name` through a temporary file and a rename. Not yet
-    /// durable: call [`DirectoryStorage::sync_files`] before naming it elsewhere.
+    /// Writes `bytes` as `name`, in place: for a version no snapshot names
+    /// yet (see the module's doc). Not yet durable: call
+    /// [`DirectoryStorage::sync_files`] before naming it elsewhere. A rename
+    /// per file cost a fifth of a large publication's CPU time.
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let path = self.dir.join(name);
-        let tmp = self.dir.join(format!(".{name}.tmp"));
         let mut file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&tmp)
-            .map_err(|e| Error::storage(&tmp, e))?;
-        file.write_all(bytes).map_err(|e| Error::storage(&tmp, e))?;
-        drop(file);
-        fs::rename(&tmp, &path).map_err(|e| Error::storage(&path, e))
+            .open(&path)
+            .map_err(|e| Error::storage(&path, e))?;
+        file.write_all(bytes).map_err(|e| Error::storage(&path, e))
     }
 
     /// Writes a file that must never change once written: durable, and

@@ -86,6 +86,18 @@ pub struct PendingBatch {
     pub changes: usize,
     /// Tasks waiting for this batch.
     pub tasks: usize,
+    /// The pending changes themselves, as of `max_seq`; `None` when there
+    /// are more than the caller wanted to hold (an import of millions).
+    pub pending: Option<Vec<PendingChange>>,
+}
+
+/// One pending artifact change, as the batch publishes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingChange {
+    pub path: String,
+    pub bin: u32,
+    /// The new target file info as JSON; `None`: removed.
+    pub info: Option<String>,
 }
 
 /// A role's published version and expiry.
@@ -135,6 +147,10 @@ pub fn redact_url(url: &str) -> String {
 
 fn now() -> i64 {
     tufa_metadata::UtcTime::now().unix()
+}
+
+fn bin_of(row: &sqlx::any::AnyRow) -> Result<u32> {
+    u32::try_from(row.try_get::<i64, _>("bin")?).map_err(|e| Error::Corrupt(e.to_string()))
 }
 
 impl Store {
@@ -514,33 +530,56 @@ impl Store {
             .try_get("last")?)
     }
 
-    /// What is pending now.
-    pub async fn pending_batch(&self) -> Result<PendingBatch> {
+    /// What is pending now. The changes themselves come with it when there
+    /// are at most `hold` of them: one read of the pending rows serves the
+    /// bins, the count and the publisher's copy of the bins.
+    pub async fn pending_batch(&self, hold: usize) -> Result<PendingBatch> {
         let mut tx = self.pool.begin().await?;
         let max_seq: i64 = sqlx::query("SELECT last FROM sequence WHERE id = 1")
             .fetch_one(&mut *tx)
             .await?
             .try_get("last")?;
         let rows = sqlx::query(
-            "SELECT DISTINCT bin FROM artifacts WHERE change_seq > published_seq AND staged = 0 AND change_seq <= $1",
+            "SELECT path, bin, info FROM artifacts
+             WHERE change_seq > published_seq AND staged = 0 AND change_seq <= $1 LIMIT $2",
         )
         .bind(max_seq)
+        .bind(i64::try_from(hold.saturating_add(1)).unwrap_or(i64::MAX))
         .fetch_all(&mut *tx)
         .await?;
         let mut bins = BTreeSet::new();
-        for row in rows {
-            bins.insert(
-                u32::try_from(row.try_get::<i64, _>("bin")?)
-                    .map_err(|e| Error::Corrupt(e.to_string()))?,
-            );
-        }
-        let changes: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM artifacts WHERE change_seq > published_seq AND staged = 0 AND change_seq <= $1",
-        )
-        .bind(max_seq)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("n")?;
+        let (changes, pending) = if rows.len() <= hold {
+            let mut pending = Vec::with_capacity(rows.len());
+            for row in rows {
+                let bin = bin_of(&row)?;
+                bins.insert(bin);
+                pending.push(PendingChange {
+                    path: row.try_get("path")?,
+                    bin,
+                    info: row.try_get("info")?,
+                });
+            }
+            (pending.len(), Some(pending))
+        } else {
+            drop(rows);
+            for row in sqlx::query(
+                "SELECT DISTINCT bin FROM artifacts WHERE change_seq > published_seq AND staged = 0 AND change_seq <= $1",
+            )
+            .bind(max_seq)
+            .fetch_all(&mut *tx)
+            .await?
+            {
+                bins.insert(bin_of(&row)?);
+            }
+            let changes: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM artifacts WHERE change_seq > published_seq AND staged = 0 AND change_seq <= $1",
+            )
+            .bind(max_seq)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+            (changes as usize, None)
+        };
         let tasks: i64 = sqlx::query("SELECT COUNT(*) AS n FROM tasks WHERE state = 'PENDING' AND seq IS NOT NULL AND seq <= $1")
             .bind(max_seq)
             .fetch_one(&mut *tx)
@@ -550,8 +589,9 @@ impl Store {
         Ok(PendingBatch {
             max_seq,
             bins,
-            changes: changes as usize,
+            changes,
             tasks: tasks as usize,
+            pending,
         })
     }
 
@@ -657,11 +697,17 @@ impl Store {
     /// Records a publication: new role versions, changes up to `max_seq`
     /// published, their tasks succeeded. Only while `epoch` is current: the
     /// row lock taken first makes a concurrent takeover wait for, or void, this.
+    ///
+    /// `published`: the pending changes the publication signed, when it
+    /// signed them as read with the batch (see [`PendingBatch::pending`]).
+    /// A change superseded by a newer one while the publication ran is then
+    /// recorded as what the live metadata signs for its path.
     pub async fn finish_publication(
         &self,
         max_seq: i64,
         roles: &[(String, RoleVersion)],
         epoch: i64,
+        published: Option<&[PendingChange]>,
     ) -> Result<u64> {
         let mut tx = self.writer.begin().await?;
         let fenced = sqlx::query("UPDATE publisher SET since = since WHERE id = 1 AND epoch = $1")
@@ -697,13 +743,19 @@ impl Store {
             }
             query.execute(&mut *tx).await?;
         }
-        sqlx::query(
+        let marked = sqlx::query(
             "UPDATE artifacts SET published_seq = change_seq, published_info = NULL
              WHERE change_seq > published_seq AND staged = 0 AND change_seq <= $1",
         )
         .bind(max_seq)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if let Some(published) = published
+            && (marked as usize) < published.len()
+        {
+            self.record_superseded(&mut tx, max_seq, published).await?;
+        }
         let done = sqlx::query(
             "UPDATE tasks SET state = 'SUCCESS', status = 1, updated = $1 WHERE state = 'PENDING' AND seq IS NOT NULL AND seq <= $2",
         )
@@ -714,6 +766,43 @@ impl Store {
         .rows_affected();
         tx.commit().await?;
         Ok(done)
+    }
+
+    /// The rows among `published` whose change was overwritten by a newer
+    /// one after the batch was read: their published info becomes what the
+    /// publication signed, so the store agrees with the live metadata.
+    async fn record_superseded(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        max_seq: i64,
+        published: &[PendingChange],
+    ) -> Result<()> {
+        let mut superseded = BTreeSet::new();
+        for chunk in published.chunks(500) {
+            let sql = format!(
+                "SELECT path FROM artifacts WHERE change_seq > {} AND path IN ({})",
+                self.engine.placeholders(1, 1),
+                self.engine.placeholders(2, chunk.len())
+            );
+            let mut query = sqlx::query(&sql).bind(max_seq);
+            for change in chunk {
+                query = query.bind(&change.path);
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                superseded.insert(row.try_get::<String, _>("path")?);
+            }
+        }
+        for change in published.iter().filter(|c| superseded.contains(&c.path)) {
+            sqlx::query(
+                "UPDATE artifacts SET published_info = $1 WHERE path = $2 AND change_seq > $3",
+            )
+            .bind(&change.info)
+            .bind(&change.path)
+            .bind(max_seq)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
     }
 
     /// Marks one task finished.
@@ -944,7 +1033,7 @@ mod tests {
         assert_eq!(live(&store, s1).await, entries(&[("a", "A"), ("g", "G")]));
         assert_eq!(published_count(&store).await, 0);
         store
-            .finish_publication(s1, &[], epoch)
+            .finish_publication(s1, &[], epoch, None)
             .await
             .expect("finish");
         assert_eq!(published_count(&store).await, 2);
@@ -969,7 +1058,7 @@ mod tests {
         assert_eq!(published_count(&store).await, 2);
 
         store
-            .finish_publication(s3, &[], epoch)
+            .finish_publication(s3, &[], epoch, None)
             .await
             .expect("finish");
         assert_eq!(live(&store, s3).await, entries(&[("a", "C")]));
@@ -984,6 +1073,81 @@ mod tests {
         let s5 = store.unstage_all(&task("t5")).await.expect("unstage");
         assert_eq!(live(&store, s5).await, entries(&[("a", "D")]));
         assert_eq!(live(&store, s4).await, entries(&[("a", "C")]));
+    }
+
+    /// A publication signs the batch as read. A change overwritten while it
+    /// ran (here by a staged one, which the next publications leave alone)
+    /// is recorded as what the live metadata signs, so a bin read afresh
+    /// from the store later signs the same thing.
+    #[tokio::test]
+    async fn a_change_superseded_during_its_publication_is_recorded_as_published() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_sqlite(&dir.path().join("t.db"))
+            .await
+            .expect("open");
+        let epoch = store.claim_publisher("test").await.expect("claim");
+        store
+            .record_changes(&[change("a", Some("O"))], false, &task("t0"))
+            .await
+            .expect("record");
+        let batch = store.pending_batch(10).await.expect("batch");
+        store
+            .finish_publication(batch.max_seq, &[], epoch, batch.pending.as_deref())
+            .await
+            .expect("finish");
+
+        store
+            .record_changes(
+                &[change("a", Some("A")), change("b", Some("B"))],
+                false,
+                &task("t1"),
+            )
+            .await
+            .expect("record");
+        let batch = store.pending_batch(10).await.expect("batch");
+        let pending = batch.pending.clone().expect("held");
+        assert_eq!(batch.changes, 2);
+        assert_eq!(batch.bins, BTreeSet::from([3]));
+        assert_eq!(
+            pending
+                .iter()
+                .map(|c| c.info.as_deref())
+                .collect::<Vec<_>>(),
+            [Some("A"), Some("B")]
+        );
+        // Meanwhile `a` gets a staged change: the publication signs A.
+        store
+            .record_changes(
+                &[change("a", Some("S"))],
+                true,
+                &NewTask {
+                    done: true,
+                    ..task("t2")
+                },
+            )
+            .await
+            .expect("record");
+        store
+            .finish_publication(batch.max_seq, &[], epoch, Some(&pending))
+            .await
+            .expect("finish");
+        let now = store.last_seq().await.expect("seq");
+        assert_eq!(live(&store, now).await, entries(&[("a", "A"), ("b", "B")]));
+        assert_eq!(store.pending_batch(10).await.expect("batch").changes, 0);
+
+        // Too many to hold: bins and count only.
+        store
+            .record_changes(
+                &[change("c", Some("C")), change("d", None)],
+                false,
+                &task("t3"),
+            )
+            .await
+            .expect("record");
+        let batch = store.pending_batch(1).await.expect("batch");
+        assert!(batch.pending.is_none());
+        assert_eq!((batch.changes, batch.tasks), (2, 1));
+        assert_eq!(batch.bins, BTreeSet::from([3]));
     }
 
     #[tokio::test]

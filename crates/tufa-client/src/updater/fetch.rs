@@ -308,9 +308,11 @@ mod tests {
 
     #[test]
     fn plain_client_follows_plain_redirects() {
-        let base = serve(|path| match path {
+        let base = serve(|path| {
+            match path {
             "/moved" => "HTTP/1.1 302 Found\r\nLocation: /here\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".into(),
             _ => "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello".into(),
+        }
         });
         let body = fetch_bytes(&fetcher(), &format!("{base}/moved"), 100).expect("fetch");
         assert_eq!(body, b"hello");

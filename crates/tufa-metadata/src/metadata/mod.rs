@@ -4,11 +4,13 @@
 //! Each role's common fields (`_type`, `spec_version`, `version`, `expires`)
 //! are checked by [`Role::validate`] when a document is read.
 
+mod encoded;
 mod envelope;
 mod root;
 mod snapshot;
 mod targets;
 
+pub use encoded::{bin_signed_bytes, sign_encoded, target_file_bytes};
 pub use envelope::{Metadata, RawMetadata, Verification, check_signatures};
 pub use root::{RoleKeys, Root, TOP_LEVEL_ROLES};
 pub use snapshot::{MetaFile, Snapshot, Timestamp};
