@@ -21,6 +21,9 @@ use crate::error::{Error, Result};
 /// A bin's targets: path to the canonical bytes of its file info.
 pub(crate) type BinTargets = BTreeMap<String, Box<[u8]>>;
 
+/// One target of a bin: (bin, path, canonical info).
+pub(crate) type CachedTarget = (u32, String, Box<[u8]>);
+
 /// Bytes counted per target beyond its path and info: the map node, the
 /// string and box headers.
 const ENTRY_OVERHEAD: usize = 96;
@@ -90,6 +93,19 @@ impl BinCache {
         }
     }
 
+    /// Replaces the whole cache with every bin of a repository of `bins`
+    /// bins: those with no entry in `targets` are cached empty.
+    pub(crate) fn fill(&mut self, bins: u32, targets: Vec<CachedTarget>) {
+        self.clear();
+        self.bins = (0..bins).map(|b| (b, BinTargets::new())).collect();
+        for (bin, path, info) in targets {
+            self.bytes += Self::entry_size(&path, &info);
+            if let Some(old) = self.bins.entry(bin).or_default().insert(path, info) {
+                self.bytes -= old.len() + ENTRY_OVERHEAD;
+            }
+        }
+    }
+
     /// Applies one change to a cached bin: new info, or `None` to remove.
     /// A bin not cached is left alone (it is read whole when needed).
     pub(crate) fn apply(&mut self, bin: u32, path: &str, info: Option<Box<[u8]>>) {
@@ -116,6 +132,16 @@ impl BinCache {
                 }
             }
         }
+    }
+
+    /// The bound, in estimated bytes.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Estimated bytes a target of this size takes in the cache.
+    pub(crate) fn estimated_entry_size(path_and_info: usize) -> usize {
+        path_and_info + ENTRY_OVERHEAD
     }
 
     /// Empties the cache.
@@ -182,6 +208,20 @@ mod tests {
         cache.apply(1, "missing", None);
         assert_eq!(cache.bytes(), start);
         cache.apply(1, "a", None);
+        assert_eq!(cache.bytes(), 0);
+    }
+
+    #[test]
+    fn fill_caches_every_bin_even_empty_ones() {
+        let mut cache = BinCache::new(1 << 20);
+        cache.insert_bin(9, BinTargets::new());
+        cache.fill(4, vec![(1, "a".into(), info(1)), (3, "b".into(), info(2))]);
+        assert!((0..4).all(|b| cache.contains(b)));
+        assert!(!cache.contains(9));
+        assert!(cache.get(0).unwrap().is_empty());
+        assert_eq!(cache.get(3).unwrap().keys().collect::<Vec<_>>(), ["b"]);
+        cache.apply(1, "a", None);
+        cache.apply(3, "b", None);
         assert_eq!(cache.bytes(), 0);
     }
 

@@ -74,6 +74,8 @@ pub struct Publisher {
     touched: BTreeSet<String>,
     /// What each bin publishes, so a publication reads only pending changes.
     cache: BinCache,
+    /// Whether the cache was offered the whole repository yet (once per publisher).
+    cache_primed: bool,
     clock: Clock,
     /// The publisher lease this publisher works under (see [`Store::claim_publisher`]).
     epoch: i64,
@@ -135,6 +137,7 @@ impl Publisher {
             forced: BTreeSet::new(),
             touched: BTreeSet::new(),
             cache: BinCache::new(DEFAULT_BIN_CACHE_BYTES),
+            cache_primed: false,
             clock,
             epoch,
         };
@@ -345,6 +348,7 @@ impl Publisher {
         let now = self.clock.now();
         let batch = self.store.pending_batch(PENDING_IN_MEMORY).await?;
         let pending = batch.pending.map(Arc::new);
+        let batch_read = started.elapsed();
         let mut bins = batch.bins.clone();
         for n in 0..self.settings.number_of_delegated_bins {
             if self.expiring(&self.succinct.bin_name(u64::from(n)), now) {
@@ -372,6 +376,7 @@ impl Publisher {
             Publication::default()
         };
         let roles = self.changed_roles(&publication);
+        let recording = Instant::now();
         let finished = self
             .store
             .finish_publication(
@@ -390,6 +395,12 @@ impl Publisher {
                 return Err(e);
             }
         };
+        tracing::debug!(
+            changes = batch.changes,
+            batch_read_ms = batch_read.as_millis(),
+            record_ms = recording.elapsed().as_millis(),
+            "publication step"
+        );
         Ok(Some(Publication {
             tasks_completed,
             artifact_changes: batch.changes,
@@ -449,7 +460,15 @@ impl Publisher {
         let bins_expires = now.plus_seconds(self.settings.expiration.seconds("bins"));
         let use_cache = pending.is_some();
         if !use_cache {
+            // Offer the repository to the cache again after this one.
             self.cache.clear();
+            self.cache_primed = false;
+        }
+        let mut phases = Phases::default();
+        if use_cache && !self.cache_primed {
+            let t = Instant::now();
+            self.prime_cache().await?;
+            phases.read += t.elapsed();
         }
         let mut changes_by_bin = match pending {
             Some(pending) => tokio::task::spawn_blocking(move || encode_changes(&pending))
@@ -470,11 +489,14 @@ impl Publisher {
                 .copied()
                 .filter(|&b| !self.cache.contains(b))
                 .collect();
+            let t = Instant::now();
             let loaded = if missing.is_empty() {
                 BTreeMap::new()
             } else {
                 self.store.bin_contents(&missing, max_seq).await?
             };
+            phases.read += t.elapsed();
+            let t = Instant::now();
             let changes: Vec<(u32, Vec<EncodedChange>)> = chunk
                 .iter()
                 .filter_map(|b| changes_by_bin.remove(b).map(|c| (*b, c)))
@@ -505,6 +527,7 @@ impl Publisher {
             .await
             .map_err(|e| Error::Corrupt(format!("signing task failed: {e}")))?;
             self.cache = cache;
+            phases.sign += t.elapsed();
             let (files, to_upload) = signed?;
             written.extend(files);
             // An object store uploads each chunk at once, so memory stays bounded.
@@ -540,7 +563,9 @@ impl Publisher {
             kept.extend(to_upload);
         }
         let files: Vec<String> = written.iter().map(|(_, _, f)| f.clone()).collect();
+        let t = Instant::now();
         self.storage.finish_files(kept, files).await?;
+        phases.sync = t.elapsed();
         let bins_signed = written
             .iter()
             .filter(|(n, _, _)| !matches!(n.as_str(), "targets" | UNCLAIMED | RECENTLY_CLAIMED))
@@ -606,6 +631,14 @@ impl Publisher {
         self.touched
             .extend(["snapshot".to_string(), "timestamp".to_string()]);
 
+        tracing::debug!(
+            bins = bin_list.len(),
+            read_ms = phases.read.as_millis(),
+            sign_and_write_ms = phases.sign.as_millis(),
+            sync_ms = phases.sync.as_millis(),
+            total_ms = started.elapsed().as_millis(),
+            "publication phases"
+        );
         Ok(Publication {
             snapshot_version: snapshot_version.version,
             timestamp_version: timestamp_version.version,
@@ -614,6 +647,37 @@ impl Publisher {
             tasks_completed: 0,
             millis: started.elapsed().as_millis(),
         })
+    }
+
+    /// Fills the copy of the bins with the whole published repository in
+    /// one scan, if it fits (a new or small repository): then no bin is ever
+    /// read on its own, and empty bins are known to be empty. A larger one
+    /// is read a bin at a time as publications need the bins.
+    async fn prime_cache(&mut self) -> Result<()> {
+        self.cache_primed = true;
+        // Room for the raw rows and their encoding side by side.
+        let max_rows = self.cache.limit() / BinCache::estimated_entry_size(400);
+        let Some(rows) = self.store.published_targets(max_rows).await? else {
+            return Ok(());
+        };
+        let bins = self.settings.number_of_delegated_bins;
+        let cache = std::mem::take(&mut self.cache);
+        let (cache, result) = tokio::task::spawn_blocking(move || {
+            let mut cache = cache;
+            let encoded: Result<Vec<crate::bin_cache::CachedTarget>> = rows
+                .into_par_iter()
+                .map(|(bin, path, info)| {
+                    let bytes = canonical_info(&path, &info)?;
+                    Ok((bin, path, bytes))
+                })
+                .collect();
+            let result = encoded.map(|targets| cache.fill(bins, targets));
+            (cache, result)
+        })
+        .await
+        .map_err(|e| Error::Corrupt(format!("encoding task failed: {e}")))?;
+        self.cache = cache;
+        result
     }
 
     /// Signs targets roles in parallel and writes them to a directory (not
@@ -681,6 +745,14 @@ impl Publisher {
     pub fn bin_for(&self, path: &str) -> u32 {
         self.succinct.bin_for_target(path) as u32
     }
+}
+
+/// Where a publication's time went, for the debug log.
+#[derive(Debug, Default)]
+struct Phases {
+    read: std::time::Duration,
+    sign: std::time::Duration,
+    sync: std::time::Duration,
 }
 
 /// A pending change in the form the copy of the bins holds: path and

@@ -92,6 +92,15 @@ const LOCK_POLL: Duration = Duration::from_secs(1);
 /// How often an idle publisher looks for changes other processes accepted.
 const CHANGE_POLL: Duration = Duration::from_millis(250);
 
+/// While changes keep arriving, the publisher rests after each publication
+/// for as long as it took, at most this long. A burst is then published in
+/// a few large publications instead of many that re-sign the same bins one
+/// after the other, and accepting keeps about half the machine meanwhile.
+/// The latency this adds is bounded by the publication's own duration.
+const MAX_REST: Duration = Duration::from_secs(1);
+/// The rest ends as soon as no change has arrived for this long.
+const QUIET: Duration = Duration::from_millis(50);
+
 /// The advisory lock key of the publisher: "tufa" in ASCII.
 const PUBLISHER_ADVISORY_LOCK: i64 = 0x7475_6661;
 
@@ -1059,10 +1068,40 @@ impl Repository {
                     continue;
                 }
             };
-            if !worked {
+            if worked {
+                self.rest_while_changes_arrive().await;
+            } else {
                 // Changes accepted by this process wake it at once; those
                 // accepted by other processes are seen at the next poll.
                 let _ = tokio::time::timeout(CHANGE_POLL, self.inner.wake.notified()).await;
+            }
+        }
+    }
+
+    /// After a publication: waits as long as it took (at most [`MAX_REST`])
+    /// while this process keeps accepting changes, and not at all once none
+    /// has arrived for [`QUIET`].
+    async fn rest_while_changes_arrive(&self) {
+        let took = self
+            .inner
+            .last_publication
+            .lock()
+            .await
+            .as_ref()
+            .map_or(Duration::ZERO, |p| {
+                Duration::from_millis(u64::try_from(p.millis).unwrap_or(u64::MAX))
+            });
+        let until = tokio::time::Instant::now() + took.min(MAX_REST);
+        loop {
+            let left = until.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            if tokio::time::timeout(QUIET.min(left), self.inner.wake.notified())
+                .await
+                .is_err()
+            {
+                return;
             }
         }
     }

@@ -297,7 +297,7 @@ impl ObjectStorage {
 /// Above this many files (a bootstrap, or re-signing every bin), one
 /// `syncfs` replaces per-file fsyncs. Ordinary publications keep per-file
 /// fsyncs: syncfs also waits for unrelated writes on the same filesystem.
-const SYNCFS_THRESHOLD: usize = 2048;
+const SYNCFS_THRESHOLD: usize = 128;
 
 /// A metadata directory.
 #[derive(Debug, Clone)]
