@@ -66,6 +66,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let publisher = (!args.no_publisher).then(|| tokio::spawn(repo.clone().run_publisher()));
+    tokio::spawn(repo.store().clone().run_checkpointer());
     if let Some(token) = dev_token {
         eprintln!(
             "  index:     http://{addr}/simple/ (pip install --index-url http://{addr}/simple/ ...)"
