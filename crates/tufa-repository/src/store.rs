@@ -685,12 +685,22 @@ impl Store {
     /// Every published target as (bin, path, info), if there are at most
     /// `max_rows` of them: what the live metadata signs, the publisher's
     /// starting copy of the bins. Read in pages in path order, so a
-    /// repository too large for that costs `max_rows` rows read, not all of it.
+    /// repository too large for that costs at most `max_rows` rows read, and
+    /// one with more than twice as many rows (removed ones included) only a
+    /// count.
     pub async fn published_targets(
         &self,
         max_rows: usize,
     ) -> Result<Option<Vec<(u32, String, String)>>> {
         const PAGE: i64 = 20_000;
+        // A count first (an index scan): a repository too large is not read at all.
+        let present: i64 = sqlx::query("SELECT COUNT(*) AS n FROM artifacts")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        if usize::try_from(present).unwrap_or(usize::MAX) > max_rows.saturating_mul(2) {
+            return Ok(None);
+        }
         let sql = self.engine.json_rows(&format!(
             "SELECT path, bin, {PUBLISHED_INFO} AS info FROM artifacts
              WHERE path > {} AND {PUBLISHED_INFO} IS NOT NULL ORDER BY path LIMIT {}",
@@ -1244,6 +1254,51 @@ mod tests {
         assert!(batch.pending.is_none());
         assert_eq!((batch.changes, batch.tasks), (2, 1));
         assert_eq!(batch.bins, BTreeSet::from([3]));
+    }
+
+    /// The publisher's starting copy: published state only, across pages,
+    /// and nothing when the repository is larger than asked for.
+    #[tokio::test]
+    async fn published_targets_are_the_published_state_or_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_sqlite(&dir.path().join("t.db"))
+            .await
+            .expect("open");
+        let epoch = store.claim_publisher("test").await.expect("claim");
+        let s1 = store
+            .record_changes(
+                &[change("a", Some("A")), change("b", Some("B"))],
+                false,
+                &task("t1"),
+            )
+            .await
+            .expect("record");
+        store
+            .finish_publication(s1, &[], epoch, None)
+            .await
+            .expect("finish");
+        // Pending: a new `c`, `a` changed, `b` removed. None of it is published.
+        store
+            .record_changes(
+                &[
+                    change("c", Some("C")),
+                    change("a", Some("A2")),
+                    change("b", None),
+                ],
+                false,
+                &task("t2"),
+            )
+            .await
+            .expect("record");
+        let all = store.published_targets(10).await.expect("read");
+        assert_eq!(
+            all,
+            Some(vec![
+                (3, "a".to_string(), "A".to_string()),
+                (3, "b".to_string(), "B".to_string()),
+            ])
+        );
+        assert_eq!(store.published_targets(1).await.expect("read"), None);
     }
 
     #[tokio::test]
