@@ -100,8 +100,9 @@ impl BinCache {
         self.bins = (0..bins).map(|b| (b, BinTargets::new())).collect();
         for (bin, path, info) in targets {
             self.bytes += Self::entry_size(&path, &info);
-            if let Some(old) = self.bins.entry(bin).or_default().insert(path, info) {
-                self.bytes -= old.len() + ENTRY_OVERHEAD;
+            // Paths are unique in the store; a repeat replaces, counted once.
+            if let Some(old) = self.bins.entry(bin).or_default().insert(path.clone(), info) {
+                self.bytes -= Self::entry_size(&path, &old);
             }
         }
     }

@@ -1113,6 +1113,16 @@ mod tests {
             .collect()
     }
 
+    /// A fresh SQLite store and a publisher lease on it (keep the dir alive).
+    async fn publishing_store() -> (tempfile::TempDir, Store, i64) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_sqlite(&dir.path().join("t.db"))
+            .await
+            .expect("open");
+        let epoch = store.claim_publisher("test").await.expect("claim");
+        (dir, store, epoch)
+    }
+
     async fn published_count(store: &Store) -> i64 {
         store.counts().await.expect("counts")["artifacts_published"]
     }
@@ -1121,11 +1131,7 @@ mod tests {
     /// published themselves, however many come, and is not kept twice after.
     #[tokio::test]
     async fn published_info_stays_live_until_the_newer_change_is_published() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open_sqlite(&dir.path().join("t.db"))
-            .await
-            .expect("open");
-        let epoch = store.claim_publisher("test").await.expect("claim");
+        let (_dir, store, epoch) = publishing_store().await;
 
         let s1 = store
             .record_changes(
@@ -1187,11 +1193,7 @@ mod tests {
     /// from the store later signs the same thing.
     #[tokio::test]
     async fn a_change_superseded_during_its_publication_is_recorded_as_published() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open_sqlite(&dir.path().join("t.db"))
-            .await
-            .expect("open");
-        let epoch = store.claim_publisher("test").await.expect("claim");
+        let (_dir, store, epoch) = publishing_store().await;
         store
             .record_changes(&[change("a", Some("O"))], false, &task("t0"))
             .await
@@ -1260,11 +1262,7 @@ mod tests {
     /// and nothing when the repository is larger than asked for.
     #[tokio::test]
     async fn published_targets_are_the_published_state_or_nothing() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open_sqlite(&dir.path().join("t.db"))
-            .await
-            .expect("open");
-        let epoch = store.claim_publisher("test").await.expect("claim");
+        let (_dir, store, epoch) = publishing_store().await;
         let s1 = store
             .record_changes(
                 &[change("a", Some("A")), change("b", Some("B"))],
