@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use tufa_repository::index::{Index, normalize_name};
+use tufa_repository::index::Index;
 
 #[derive(Debug, Args)]
 pub struct UserArgs {
@@ -124,11 +124,6 @@ pub async fn run_user(args: UserArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn run_index(args: IndexArgs) -> anyhow::Result<ExitCode> {
     let index = open(&args.data_dir, args.database_url.as_deref()).await?;
-    let project = match &args.command {
-        IndexCommand::Yank { project, .. }
-        | IndexCommand::Unyank { project, .. }
-        | IndexCommand::Delete { project, .. } => normalize_name(project),
-    };
     let seq = match &args.command {
         IndexCommand::Yank {
             project,
@@ -149,9 +144,8 @@ pub async fn run_index(args: IndexArgs) -> anyhow::Result<ExitCode> {
     eprintln!("change {seq} recorded; waiting for tufa serve to publish it");
     // Every change also regenerates (or removes) the project's pages, all
     // under one sequence number, which the publisher signs together.
-    let page = format!("simple/{project}/index.html");
     if index
-        .wait_published(&page, seq, std::time::Duration::from_secs(seconds))
+        .wait_published(seq, std::time::Duration::from_secs(seconds))
         .await?
     {
         eprintln!("change {seq} published");

@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::publisher::BINS_PREFIX;
 use crate::repository::Repository;
 use crate::settings::{RepositorySettings, SETTINGS_KEY};
-use crate::store::SAVE_PUBLISHED_INFO;
+use crate::store::{Engine, SAVE_PUBLISHED_INFO};
 use crate::task::new_task_id;
 use crate::validate;
 
@@ -430,6 +430,10 @@ impl Repository {
                     .fetch_one(&mut *db)
                     .await?
                     .try_get("last")?;
+            // Changes the API logged come first: the import's rows overwrite them.
+            for sql in Engine::Sqlite.merge_log() {
+                sqlx::query(&sql).execute(&mut *db).await?;
+            }
             let full_sql = insert_sql(ROWS_PER_STATEMENT, seq);
             let mut changed = 0u64;
             let stats = loop {
@@ -507,6 +511,9 @@ impl Repository {
                 .fetch_one(&mut *db)
                 .await?
                 .try_get("last")?;
+        for sql in self.store().engine().merge_log() {
+            sqlx::query(&sql).execute(&mut *db).await?;
+        }
         let mut changed = 0u64;
         let stats = loop {
             let Some(batch) = rx.recv().await else {

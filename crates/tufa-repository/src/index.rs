@@ -12,6 +12,7 @@
 //! their bytes and served only as the bytes the *published* target info of
 //! their path names: a page is visible exactly when its target is signed.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use tufa_metadata::{HashAlgorithm, SuccinctRoles, TargetFile, UtcTime};
 use crate::error::{Error, Result};
 use crate::publisher::BINS_PREFIX;
 use crate::settings::{RepositorySettings, SETTINGS_KEY};
-use crate::store::{PUBLISHED_INFO, SAVE_PUBLISHED_INFO, Store};
+use crate::store::{ArtifactChange, Engine, PUBLISHED_INFO, Store, log_changes};
 
 /// The setting that holds the largest accepted upload, in bytes.
 pub const MAX_UPLOAD_SIZE_KEY: &str = "index_max_upload_size";
@@ -295,6 +296,10 @@ pub struct Index {
     pool: AnyPool,
     /// Write transactions (see `Store::writer`).
     writer: AnyPool,
+    engine: Engine,
+    /// Published state reads (the log holds the latest publication's
+    /// changes for a moment).
+    store: Store,
     data_dir: PathBuf,
 }
 
@@ -427,6 +432,8 @@ impl Index {
         Index {
             pool: store.pool().clone(),
             writer: store.writer().clone(),
+            engine: store.engine(),
+            store: store.clone(),
             data_dir: data_dir.to_path_buf(),
         }
     }
@@ -639,7 +646,7 @@ impl Index {
             ));
         }
         changes.extend(regenerate_pages(&mut tx, &project).await?);
-        record_changes(&mut tx, &succinct, seq, &changes).await?;
+        record_changes(&mut tx, self.engine, &succinct, seq, &changes).await?;
         tx.commit().await?;
         Ok(Uploaded {
             seq,
@@ -674,7 +681,7 @@ impl Index {
             )));
         }
         let changes = regenerate_pages(&mut tx, &project).await?;
-        record_changes(&mut tx, &succinct, seq, &changes).await?;
+        record_changes(&mut tx, self.engine, &succinct, seq, &changes).await?;
         tx.commit().await?;
         Ok(seq)
     }
@@ -730,22 +737,17 @@ impl Index {
             }
         }
         changes.extend(regenerate_pages(&mut tx, &project).await?);
-        record_changes(&mut tx, &succinct, seq, &changes).await?;
+        record_changes(&mut tx, self.engine, &succinct, seq, &changes).await?;
         tx.commit().await?;
         Ok(seq)
     }
 
-    /// Waits until the change `seq` of `path` is published (or `timeout`).
-    pub async fn wait_published(&self, path: &str, seq: i64, timeout: Duration) -> Result<bool> {
+    /// Waits until the change `seq` is published (or `timeout`): every
+    /// change up to the published mark is live.
+    pub async fn wait_published(&self, seq: i64, timeout: Duration) -> Result<bool> {
         let start = std::time::Instant::now();
         loop {
-            let row = sqlx::query("SELECT published_seq FROM artifacts WHERE path = $1")
-                .bind(path)
-                .fetch_optional(&self.pool)
-                .await?;
-            if let Some(r) = row
-                && r.try_get::<i64, _>("published_seq")? >= seq
-            {
+            if self.store.published_seq().await? >= seq {
                 return Ok(true);
             }
             if start.elapsed() >= timeout {
@@ -759,15 +761,10 @@ impl Index {
     /// `index.json`): exactly the bytes the live metadata signs.
     pub async fn published_page(&self, project: &str, name: &str) -> Result<Option<Vec<u8>>> {
         // Two lookups rather than a JSON function in SQL: the same on both engines.
-        let info: Option<String> = sqlx::query(&format!(
-            "SELECT {PUBLISHED_INFO} AS published_info FROM artifacts WHERE path = $1"
-        ))
-        .bind(format!("simple/{project}/{name}"))
-        .fetch_optional(&self.pool)
-        .await?
-        .map(|r| r.try_get::<Option<String>, _>("published_info"))
-        .transpose()?
-        .flatten();
+        let info = self
+            .store
+            .published_info(&format!("simple/{project}/{name}"))
+            .await?;
         let Some(info) = info else {
             return Ok(None);
         };
@@ -785,17 +782,44 @@ impl Index {
 
     /// Projects with a published page, normalised names in order.
     pub async fn published_projects(&self) -> Result<Vec<String>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&format!(
             "SELECT name FROM index_projects p WHERE EXISTS (
                  SELECT 1 FROM artifacts a WHERE a.path = 'simple/' || p.name || '/index.html'
-                     AND (CASE WHEN a.change_seq <= a.published_seq THEN a.info ELSE a.published_info END) IS NOT NULL)
-             ORDER BY name",
-        )
+                     AND {PUBLISHED_INFO} IS NOT NULL)
+             ORDER BY name"
+        ))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
+        let mut names = rows
+            .iter()
             .map(|r| r.try_get("name").map_err(Error::from))
-            .collect()
+            .collect::<Result<BTreeSet<String>>>()?;
+        if self.store.published_in_log().await? {
+            // The last publication's pages, until they are moved into `artifacts`.
+            let logged = sqlx::query(
+                "SELECT path, info FROM artifact_log
+                 WHERE path LIKE 'simple/%/index.html'
+                     AND seq <= (SELECT published FROM sequence WHERE id = 1)
+                 ORDER BY id",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            for row in logged {
+                let path: String = row.try_get("path")?;
+                let Some(name) = path
+                    .strip_prefix("simple/")
+                    .and_then(|p| p.strip_suffix("/index.html"))
+                else {
+                    continue;
+                };
+                if row.try_get::<Option<String>, _>("info")?.is_some() {
+                    names.insert(name.to_string());
+                } else {
+                    names.remove(name);
+                }
+            }
+        }
+        Ok(names.into_iter().collect())
     }
 
     /// A published file: the target info the live metadata signs for
@@ -805,17 +829,11 @@ impl Index {
         project: &str,
         filename: &str,
     ) -> Result<Option<PublishedFile>> {
-        let row = sqlx::query(&format!(
-            "SELECT {PUBLISHED_INFO} AS published_info FROM artifacts WHERE path = $1"
-        ))
-        .bind(format!("packages/{project}/{filename}"))
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(info) = row
-            .map(|r| r.try_get::<Option<String>, _>("published_info"))
-            .transpose()?
-            .flatten()
-        else {
+        let info = self
+            .store
+            .published_info(&format!("packages/{project}/{filename}"))
+            .await?;
+        let Some(info) = info else {
             return Ok(None);
         };
         let info: TargetFile =
@@ -891,33 +909,33 @@ async fn regenerate_pages(
     Ok(changes)
 }
 
-/// Records target changes as the artifact API does (same table, same
+/// Records target changes as the artifact API does (the same log, the same
 /// sequence number), for the publisher.
 async fn record_changes(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    engine: Engine,
     succinct: &SuccinctRoles,
     seq: i64,
     changes: &[(String, Option<TargetFile>)],
 ) -> Result<()> {
-    for (path, info) in changes {
-        let info = info
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| Error::Corrupt(e.to_string()))?;
-        sqlx::query(&format!(
-            "INSERT INTO artifacts (path, bin, info, change_seq, staged) VALUES ($1, $2, $3, $4, 0)
-             ON CONFLICT (path) DO UPDATE SET {SAVE_PUBLISHED_INFO}, info = excluded.info,
-                 change_seq = excluded.change_seq, staged = 0"
-        ))
-        .bind(path)
-        .bind(succinct.bin_for_target(path) as i64)
-        .bind(info)
-        .bind(seq)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
+    let changes = changes
+        .iter()
+        .map(|(path, info)| {
+            let info = info
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| Error::Corrupt(e.to_string()))?;
+            let bin = u32::try_from(succinct.bin_for_target(path))
+                .map_err(|e| Error::Corrupt(e.to_string()))?;
+            Ok(ArtifactChange {
+                path: path.clone(),
+                bin,
+                info,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    log_changes(tx, engine, seq, &changes).await
 }
 
 #[cfg(test)]

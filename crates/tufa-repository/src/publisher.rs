@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::FutureExt;
 use rayon::prelude::*;
 use serde_json::Map;
 use tufa_metadata::{
@@ -79,6 +80,10 @@ pub struct Publisher {
     clock: Clock,
     /// The publisher lease this publisher works under (see [`Store::claim_publisher`]).
     epoch: i64,
+    /// Moving the changes of the last publication out of the log, in the
+    /// background: its tasks have succeeded, and the next batch reads only
+    /// changes past the published mark.
+    merging: Option<tokio::task::JoinHandle<Result<()>>>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -140,6 +145,7 @@ impl Publisher {
             cache_primed: false,
             clock,
             epoch,
+            merging: None,
         };
         publisher.roles = publisher.store.roles().await?;
         publisher.reconcile_with_storage().await?;
@@ -342,8 +348,37 @@ impl Publisher {
         }
     }
 
+    /// Starts moving the changes recorded as published out of the log
+    /// ([`Store::merge_published_log`]), unless that is already under way.
+    /// A failure loses nothing: the changes stay in the log, readers of the
+    /// published state look there, and the next start retries.
+    fn start_merge(&mut self) {
+        if let Some(running) = &self.merging
+            && !running.is_finished()
+        {
+            return;
+        }
+        if let Some(done) = self.merging.take() {
+            log_merge_failure(done.now_or_never());
+        }
+        let store = self.store.clone();
+        self.merging = Some(tokio::spawn(
+            async move { store.merge_published_log().await },
+        ));
+    }
+
+    /// Waits until the log holds no published change, before bins are read
+    /// from `artifacts` (which would otherwise miss them).
+    async fn finish_merge(&mut self) -> Result<()> {
+        if let Some(running) = self.merging.take() {
+            log_merge_failure(Some(running.await));
+        }
+        self.store.merge_published_log().await
+    }
+
     /// One publication if anything is pending or due; `None` when idle.
     pub async fn step(&mut self) -> Result<Option<Publication>> {
+        self.start_merge();
         let started = Instant::now();
         let now = self.clock.now();
         let batch = self.store.pending_batch(PENDING_IN_MEMORY).await?;
@@ -395,6 +430,7 @@ impl Publisher {
                 return Err(e);
             }
         };
+        self.start_merge();
         tracing::debug!(
             changes = batch.changes,
             batch_read_ms = batch_read.as_millis(),
@@ -467,6 +503,7 @@ impl Publisher {
         let mut phases = Phases::default();
         if use_cache && !self.cache_primed {
             let t = Instant::now();
+            self.finish_merge().await?;
             self.prime_cache().await?;
             phases.read += t.elapsed();
         }
@@ -493,6 +530,7 @@ impl Publisher {
             let loaded = if missing.is_empty() {
                 BTreeMap::new()
             } else {
+                self.finish_merge().await?;
                 self.store.bin_contents(&missing, max_seq).await?
             };
             phases.read += t.elapsed();
@@ -741,6 +779,11 @@ impl Publisher {
         self.roles.get(role).map_or(1, |r| r.version + 1)
     }
 
+    /// The number of hash bins.
+    pub fn bin_count(&self) -> u32 {
+        self.settings.number_of_delegated_bins
+    }
+
     /// The bin number a target path falls in.
     pub fn bin_for(&self, path: &str) -> u32 {
         self.succinct.bin_for_target(path) as u32
@@ -786,6 +829,20 @@ type SignedBins = (Vec<(String, RoleVersion, String)>, Vec<(String, Vec<u8>)>);
 /// whole from the store, then the batch's changes), then encodes, signs and
 /// writes each bin in parallel. The cache comes back even on failure; a
 /// publication that fails clears it.
+/// Logs how a background move of published changes out of the log ended,
+/// if it failed.
+fn log_merge_failure(outcome: Option<std::result::Result<Result<()>, tokio::task::JoinError>>) {
+    match outcome {
+        Some(Ok(Err(e))) => {
+            tracing::warn!(error = %e, "moving published changes out of the log failed; will retry")
+        }
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "moving published changes out of the log stopped; will retry")
+        }
+        Some(Ok(Ok(()))) | None => {}
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn sign_bins(
     mut cache: BinCache,

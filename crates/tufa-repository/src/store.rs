@@ -3,7 +3,7 @@
 //! accepted change is committed here before the API answers; the publisher
 //! reads pending changes from here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -54,6 +54,75 @@ pub(crate) const PUBLISHED_INFO: &str =
 pub(crate) const SAVE_PUBLISHED_INFO: &str = "published_info = CASE \
      WHEN artifacts.change_seq <= artifacts.published_seq THEN artifacts.info \
      ELSE artifacts.published_info END";
+
+/// The published mark: logged changes up to it are live.
+const PUBLISHED_MARK: &str = "(SELECT published FROM sequence WHERE id = 1)";
+
+impl Engine {
+    /// Moves the logged changes up to the published mark into `artifacts`
+    /// as published: the latest of each path becomes the row's wanted and
+    /// published state at once. Delete them with [`DELETE_PUBLISHED_LOG`].
+    fn merge_published_log(self) -> String {
+        let select = match self {
+            // SQLite applies an upsert's rows in order: the latest wins.
+            Engine::Sqlite => format!(
+                "SELECT path, bin, info, seq, seq, 0 FROM artifact_log
+                 WHERE seq <= {PUBLISHED_MARK} ORDER BY path, id"
+            ),
+            // PostgreSQL refuses to update a row twice in one statement.
+            Engine::Postgres => format!(
+                "SELECT DISTINCT ON (path) path, bin, info, seq, seq, 0 FROM artifact_log
+                 WHERE seq <= {PUBLISHED_MARK} ORDER BY path, id DESC"
+            ),
+        };
+        format!(
+            "INSERT INTO artifacts (path, bin, info, change_seq, published_seq, staged) {select}
+             ON CONFLICT (path) DO UPDATE SET bin = excluded.bin, info = excluded.info,
+                 change_seq = excluded.change_seq, published_seq = excluded.published_seq,
+                 published_info = NULL, staged = 0
+             WHERE artifacts.change_seq <= excluded.change_seq"
+        )
+    }
+
+    /// Moves every logged change past the published mark into `artifacts`
+    /// as pending, over the row's wanted state, keeping what the live
+    /// metadata signs in `published_info`. After [`Engine::merge_published_log`].
+    fn merge_pending_log(self) -> String {
+        let select = match self {
+            // `WHERE true`: SQLite's upsert needs a WHERE to parse.
+            Engine::Sqlite => "SELECT path, bin, info, seq, 0 FROM artifact_log
+                 WHERE true ORDER BY path, id"
+                .to_string(),
+            Engine::Postgres => {
+                "SELECT DISTINCT ON (path) path, bin, info, seq, 0 FROM artifact_log
+                 ORDER BY path, id DESC"
+                    .to_string()
+            }
+        };
+        format!(
+            "INSERT INTO artifacts (path, bin, info, change_seq, staged) {select}
+             ON CONFLICT (path) DO UPDATE SET {SAVE_PUBLISHED_INFO}, bin = excluded.bin,
+                 info = excluded.info, change_seq = excluded.change_seq, staged = 0"
+        )
+    }
+
+    /// Every statement that moves the whole log into `artifacts`, in order:
+    /// for writes that go to `artifacts` directly, which must come after
+    /// every logged change. Run with the `sequence` row held (every writer
+    /// of the log takes it first), so nothing is logged meanwhile.
+    pub(crate) fn merge_log(self) -> [String; 4] {
+        [
+            self.merge_published_log(),
+            DELETE_PUBLISHED_LOG.to_string(),
+            self.merge_pending_log(),
+            "DELETE FROM artifact_log".to_string(),
+        ]
+    }
+}
+
+/// Deletes the logged changes [`Engine::merge_published_log`] moved.
+const DELETE_PUBLISHED_LOG: &str =
+    "DELETE FROM artifact_log WHERE seq <= (SELECT published FROM sequence WHERE id = 1)";
 
 /// A new artifact version to record.
 #[derive(Debug, Clone)]
@@ -142,6 +211,20 @@ impl Engine {
             }
             Engine::Postgres => format!(
                 "SELECT COALESCE(json_agg(json_build_array(path, bin, info)), '[]'::json)::text AS rows \
+                 FROM ({select}) AS selected"
+            ),
+        }
+    }
+
+    /// [`Engine::json_rows`] for rows that also carry their order: `seq`
+    /// and `id` (0 for a row of `artifacts`).
+    fn json_changes(self, select: &str) -> String {
+        match self {
+            Engine::Sqlite => format!(
+                "SELECT json_group_array(json_array(path, bin, info, seq, id)) AS rows FROM ({select})"
+            ),
+            Engine::Postgres => format!(
+                "SELECT COALESCE(json_agg(json_build_array(path, bin, info, seq, id)), '[]'::json)::text AS rows \
                  FROM ({select}) AS selected"
             ),
         }
@@ -495,6 +578,9 @@ impl Store {
 
     /// Records artifact changes and their task atomically. `staged` changes
     /// wait for an explicit publish. Returns the change sequence number.
+    ///
+    /// Changes to publish are appended to the log; staged ones go to
+    /// `artifacts` (flagged), after the log has been moved there.
     pub async fn record_changes(
         &self,
         changes: &[ArtifactChange],
@@ -502,53 +588,80 @@ impl Store {
         task: &NewTask,
     ) -> Result<i64> {
         let mut tx = self.writer.begin().await?;
-        let seq: i64 =
-            sqlx::query("UPDATE sequence SET last = last + 1 WHERE id = 1 RETURNING last")
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("last")?;
-        // Multi-row statements: one round trip per 400 changes, not per change.
-        for chunk in changes.chunks(400) {
-            let rows = (0..chunk.len())
-                .map(|i| format!("({})", self.engine.placeholders(5 * i + 1, 5)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "INSERT INTO artifacts (path, bin, info, change_seq, staged) VALUES {rows}
-                 ON CONFLICT (path) DO UPDATE SET {SAVE_PUBLISHED_INFO}, info = excluded.info,
-                     change_seq = excluded.change_seq, staged = excluded.staged"
-            );
-            let mut query = sqlx::query(&sql);
-            for change in chunk {
-                query = query
-                    .bind(&change.path)
-                    .bind(i64::from(change.bin))
-                    .bind(&change.info)
-                    .bind(seq)
-                    .bind(i64::from(staged));
+        let seq = next_seq(&mut tx).await?;
+        if staged {
+            for sql in self.engine.merge_log() {
+                sqlx::query(&sql).execute(&mut *tx).await?;
             }
-            query.execute(&mut *tx).await?;
+            // Multi-row statements: one round trip per 400 changes, not per change.
+            for chunk in changes.chunks(400) {
+                let rows = (0..chunk.len())
+                    .map(|i| format!("({})", self.engine.placeholders(5 * i + 1, 5)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "INSERT INTO artifacts (path, bin, info, change_seq, staged) VALUES {rows}
+                     ON CONFLICT (path) DO UPDATE SET {SAVE_PUBLISHED_INFO}, info = excluded.info,
+                         change_seq = excluded.change_seq, staged = excluded.staged"
+                );
+                let mut query = sqlx::query(&sql);
+                for change in chunk {
+                    query = query
+                        .bind(&change.path)
+                        .bind(i64::from(change.bin))
+                        .bind(&change.info)
+                        .bind(seq)
+                        .bind(1i64);
+                }
+                query.execute(&mut *tx).await?;
+            }
+        } else {
+            log_changes(&mut tx, self.engine, seq, changes).await?;
         }
         insert_task(&mut tx, task, Some(seq)).await?;
         tx.commit().await?;
         Ok(seq)
     }
 
-    /// Which of `paths` are present (wanted, not removed).
+    /// Which of `paths` are present (wanted, not removed): the latest
+    /// logged change of a path, else its row. One statement per chunk, so
+    /// both tables are read in one snapshot on either engine.
     pub async fn present_paths(&self, paths: &[String]) -> Result<BTreeSet<String>> {
         let mut present = BTreeSet::new();
         for chunk in paths.chunks(500) {
+            let n = chunk.len();
             let sql = format!(
-                "SELECT path FROM artifacts WHERE info IS NOT NULL AND path IN ({})",
-                self.engine.placeholders(1, chunk.len())
+                "SELECT path, CAST(CASE WHEN info IS NULL THEN 0 ELSE 1 END AS BIGINT) AS present,
+                     change_seq AS seq, CAST(0 AS BIGINT) AS id FROM artifacts WHERE path IN ({})
+                 UNION ALL
+                 SELECT path, CAST(CASE WHEN info IS NULL THEN 0 ELSE 1 END AS BIGINT) AS present,
+                     seq, id FROM artifact_log WHERE path IN ({})",
+                self.engine.placeholders(1, n),
+                self.engine.placeholders(n + 1, n)
             );
             let mut query = sqlx::query(&sql);
-            for p in chunk {
+            for p in chunk.iter().chain(chunk) {
                 query = query.bind(p);
             }
+            let mut latest: BTreeMap<String, ((i64, i64), bool)> = BTreeMap::new();
             for row in query.fetch_all(&self.pool).await? {
-                present.insert(row.try_get::<String, _>("path")?);
+                let path: String = row.try_get("path")?;
+                let order = (row.try_get::<i64, _>("seq")?, row.try_get::<i64, _>("id")?);
+                let is_present = row.try_get::<i64, _>("present")? != 0;
+                match latest.get_mut(&path) {
+                    Some(seen) if seen.0 >= order => {}
+                    Some(seen) => *seen = (order, is_present),
+                    None => {
+                        latest.insert(path, (order, is_present));
+                    }
+                }
             }
+            present.extend(
+                latest
+                    .into_iter()
+                    .filter(|(_, (_, is_present))| *is_present)
+                    .map(|(path, _)| path),
+            );
         }
         Ok(present)
     }
@@ -556,11 +669,10 @@ impl Store {
     /// Releases every staged change for publication, with a task for it.
     pub async fn unstage_all(&self, task: &NewTask) -> Result<i64> {
         let mut tx = self.writer.begin().await?;
-        let seq: i64 =
-            sqlx::query("UPDATE sequence SET last = last + 1 WHERE id = 1 RETURNING last")
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("last")?;
+        let seq = next_seq(&mut tx).await?;
+        for sql in self.engine.merge_log() {
+            sqlx::query(&sql).execute(&mut *tx).await?;
+        }
         sqlx::query("UPDATE artifacts SET staged = 0, change_seq = $1 WHERE staged = 1 AND change_seq > published_seq")
             .bind(seq)
             .execute(&mut *tx)
@@ -568,6 +680,96 @@ impl Store {
         insert_task(&mut tx, task, Some(seq)).await?;
         tx.commit().await?;
         Ok(seq)
+    }
+
+    /// Moves the logged changes a recorded publication signed into
+    /// `artifacts` as published. The publisher calls it right after
+    /// recording a publication and before reading the next batch; until
+    /// then readers of the published state also look at the log.
+    pub async fn merge_published_log(&self) -> Result<()> {
+        if !self.published_in_log().await? {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("UPDATE sequence SET last = last WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&self.engine.merge_published_log())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(DELETE_PUBLISHED_LOG).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether the log holds published changes not yet moved into
+    /// `artifacts`: its oldest change (the first by id, which follows the
+    /// change order) is at or below the published mark. A key lookup, not
+    /// a scan.
+    pub(crate) async fn published_in_log(&self) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT (SELECT seq FROM artifact_log ORDER BY id LIMIT 1) AS oldest, published
+             FROM sequence WHERE id = 1",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let oldest: Option<i64> = row.try_get("oldest")?;
+        let published: i64 = row.try_get("published")?;
+        Ok(oldest.is_some_and(|o| o <= published))
+    }
+
+    /// What the live metadata signs for `path` (`None`: not a target): the
+    /// latest published change in the log, else the row's published info.
+    pub(crate) async fn published_info(&self, path: &str) -> Result<Option<String>> {
+        if self.published_in_log().await? {
+            let rows = sqlx::query(&format!(
+                "SELECT info, id FROM artifact_log WHERE path = $1 AND seq <= {PUBLISHED_MARK}
+                 UNION ALL
+                 SELECT {PUBLISHED_INFO} AS info, CAST(0 AS BIGINT) AS id FROM artifacts WHERE path = $1"
+            ))
+            .bind(path)
+            .fetch_all(&self.pool)
+            .await?;
+            let mut latest: Option<(i64, Option<String>)> = None;
+            for row in rows {
+                let id: i64 = row.try_get("id")?;
+                if latest.as_ref().is_none_or(|(seen, _)| id > *seen) {
+                    latest = Some((id, row.try_get("info")?));
+                }
+            }
+            return Ok(latest.and_then(|(_, info)| info));
+        }
+        Ok(sqlx::query(&format!(
+            "SELECT {PUBLISHED_INFO} AS info FROM artifacts WHERE path = $1"
+        ))
+        .bind(path)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| r.try_get::<Option<String>, _>("info"))
+        .transpose()?
+        .flatten())
+    }
+
+    /// The published mark: every change up to it is live.
+    pub(crate) async fn published_seq(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT published FROM sequence WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("published")?)
+    }
+
+    /// Moves every logged change into `artifacts` (as pending), under the
+    /// `sequence` row lock like every writer of the log.
+    pub async fn merge_log(&self) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("UPDATE sequence SET last = last WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        for sql in self.engine.merge_log() {
+            sqlx::query(&sql).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Records a task that needs no artifact change.
@@ -588,71 +790,134 @@ impl Store {
 
     /// What is pending now. The changes themselves come with it when there
     /// are at most `hold` of them: one read of the pending rows serves the
-    /// bins, the count and the publisher's copy of the bins.
+    /// bins, the count and the publisher's copy of the bins. With more (an
+    /// import of millions), the log is moved into `artifacts` first, where
+    /// the publisher reads the bins a chunk at a time.
     pub async fn pending_batch(&self, hold: usize) -> Result<PendingBatch> {
+        if let Some(batch) = self.pending_in_memory(hold).await? {
+            return Ok(batch);
+        }
+        self.merge_log().await?;
+        self.pending_in_store().await
+    }
+
+    /// The pending changes, if at most `hold`: the logged ones past the
+    /// published mark and the pending rows of `artifacts`; the latest change
+    /// of each path wins. The log is read first: a change another writer
+    /// moves into `artifacts` between the two reads (on PostgreSQL each
+    /// statement has its own snapshot) is then read twice, never missed.
+    async fn pending_in_memory(&self, hold: usize) -> Result<Option<PendingBatch>> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "SELECT last, published,
+                 (SELECT COUNT(*) FROM artifact_log WHERE seq > sequence.published) AS logged
+             FROM sequence WHERE id = 1",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let max_seq: i64 = row.try_get("last")?;
+        let logged: i64 = row.try_get("logged")?;
+        if usize::try_from(logged).unwrap_or(usize::MAX) > hold {
+            return Ok(None);
+        }
+        let log_sql = self.engine.json_changes(
+            "SELECT path, bin, info, seq, id FROM artifact_log
+             WHERE seq <= $1 AND seq > (SELECT published FROM sequence WHERE id = 1)",
+        );
+        let mut rows = parse_changes(
+            &sqlx::query(&log_sql)
+                .bind(max_seq)
+                .fetch_one(&mut *tx)
+                .await?,
+        )?;
+        let room = hold.saturating_sub(rows.len());
+        let stored_sql = self.engine.json_changes(
+            "SELECT path, bin, info, change_seq AS seq, CAST(0 AS BIGINT) AS id FROM artifacts
+             WHERE change_seq > published_seq AND staged = 0 AND change_seq <= $1 LIMIT $2",
+        );
+        let stored = parse_changes(
+            &sqlx::query(&stored_sql)
+                .bind(max_seq)
+                .bind(i64::try_from(room.saturating_add(1)).unwrap_or(i64::MAX))
+                .fetch_one(&mut *tx)
+                .await?,
+        )?;
+        if stored.len() > room {
+            return Ok(None);
+        }
+        let tasks = pending_tasks(&mut tx, max_seq).await?;
+        tx.commit().await?;
+        rows.extend(stored);
+        // Per path: its latest change's order, bin and info.
+        type Latest = ((i64, i64), u32, Option<String>);
+        let mut latest: HashMap<String, Latest> = HashMap::with_capacity(rows.len());
+        for (path, bin, info, seq, id) in rows {
+            match latest.get_mut(&path) {
+                Some(seen) if seen.0 >= (seq, id) => {}
+                Some(seen) => *seen = ((seq, id), bin, info),
+                None => {
+                    latest.insert(path, ((seq, id), bin, info));
+                }
+            }
+        }
+        let mut bins = BTreeSet::new();
+        let pending: Vec<PendingChange> = latest
+            .into_iter()
+            .map(|(path, (_, bin, info))| {
+                bins.insert(bin);
+                PendingChange { path, bin, info }
+            })
+            .collect();
+        Ok(Some(PendingBatch {
+            max_seq,
+            bins,
+            changes: pending.len(),
+            tasks,
+            pending: Some(pending),
+        }))
+    }
+
+    /// What is pending in `artifacts`, without the changes themselves: the
+    /// bins and counts of an import-sized batch.
+    async fn pending_in_store(&self) -> Result<PendingBatch> {
         let mut tx = self.pool.begin().await?;
         let max_seq: i64 = sqlx::query("SELECT last FROM sequence WHERE id = 1")
             .fetch_one(&mut *tx)
             .await?
             .try_get("last")?;
-        let sql = self.engine.json_rows(
-            "SELECT path, bin, info FROM artifacts
-             WHERE change_seq > published_seq AND staged = 0 AND change_seq <= $1 LIMIT $2",
-        );
-        let rows = parse_json_rows(
-            &sqlx::query(&sql)
-                .bind(max_seq)
-                .bind(i64::try_from(hold.saturating_add(1)).unwrap_or(i64::MAX))
-                .fetch_one(&mut *tx)
-                .await?,
-        )?;
         let mut bins = BTreeSet::new();
-        let (changes, pending) = if rows.len() <= hold {
-            let pending: Vec<PendingChange> = rows
-                .into_iter()
-                .map(|(path, bin, info)| {
-                    bins.insert(bin);
-                    PendingChange { path, bin, info }
-                })
-                .collect();
-            (pending.len(), Some(pending))
-        } else {
-            drop(rows);
-            for row in sqlx::query(
-                "SELECT DISTINCT bin FROM artifacts WHERE change_seq > published_seq AND staged = 0 AND change_seq <= $1",
-            )
-            .bind(max_seq)
-            .fetch_all(&mut *tx)
-            .await?
-            {
-                bins.insert(bin_of(&row)?);
-            }
-            let changes: i64 = sqlx::query(
-                "SELECT COUNT(*) AS n FROM artifacts WHERE change_seq > published_seq AND staged = 0 AND change_seq <= $1",
-            )
-            .bind(max_seq)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("n")?;
-            (changes as usize, None)
-        };
-        let tasks: i64 = sqlx::query("SELECT COUNT(*) AS n FROM tasks WHERE state = 'PENDING' AND seq IS NOT NULL AND seq <= $1")
-            .bind(max_seq)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("n")?;
+        for row in sqlx::query(
+            "SELECT DISTINCT bin FROM artifacts WHERE change_seq > published_seq AND staged = 0 AND change_seq <= $1",
+        )
+        .bind(max_seq)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            bins.insert(bin_of(&row)?);
+        }
+        let changes: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM artifacts WHERE change_seq > published_seq AND staged = 0 AND change_seq <= $1",
+        )
+        .bind(max_seq)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+        let tasks = pending_tasks(&mut tx, max_seq).await?;
         tx.commit().await?;
         Ok(PendingBatch {
             max_seq,
             bins,
-            changes,
-            tasks: tasks as usize,
-            pending,
+            changes: usize::try_from(changes).unwrap_or(0),
+            tasks,
+            pending: None,
         })
     }
 
-    /// The targets of each bin as the batch up to `max_seq` will publish them:
-    /// pending changes up to `max_seq`, published state for everything else.
+    /// The targets of each bin in `artifacts` as the batch up to `max_seq`
+    /// will publish them: pending rows up to `max_seq`, published state for
+    /// everything else. Logged changes are not read here: the publisher
+    /// applies the batch's changes over these, and moves the log into
+    /// `artifacts` before a batch too large to hold.
     pub async fn bin_contents(
         &self,
         bins: &[u32],
@@ -849,18 +1114,38 @@ impl Store {
             }
             query.execute(&mut *tx).await?;
         }
-        let marked = sqlx::query(
+        // The logged changes up to `max_seq` are live from here on; they
+        // are moved into `artifacts` after this commits
+        // ([`Store::merge_published_log`]), so the tasks need not wait for
+        // that. The row lock also makes writers of changes wait until this
+        // is recorded (PostgreSQL; SQLite has one writer anyway).
+        sqlx::query(
+            "UPDATE sequence SET published = CASE WHEN published < $1 THEN $1 ELSE published END
+             WHERE id = 1",
+        )
+        .bind(max_seq)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
             "UPDATE artifacts SET published_seq = change_seq, published_info = NULL
              WHERE change_seq > published_seq AND staged = 0 AND change_seq <= $1",
         )
         .bind(max_seq)
         .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if let Some(published) = published
-            && (marked as usize) < published.len()
-        {
-            self.record_superseded(&mut tx, max_seq, published).await?;
+        .await?;
+        // A change the publication signed that a direct write to
+        // `artifacts` (staged, publish, import) overwrote meanwhile: such a
+        // row is pending with a number past the batch. Rare; looked up only then.
+        if let Some(published) = published {
+            let overwritten = sqlx::query(
+                "SELECT path FROM artifacts WHERE change_seq > published_seq AND change_seq > $1 LIMIT 1",
+            )
+            .bind(max_seq)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if overwritten.is_some() {
+                self.record_superseded(&mut tx, max_seq, published).await?;
+            }
         }
         let done = sqlx::query(
             "UPDATE tasks SET state = 'SUCCESS', status = 1, updated = $1 WHERE state = 'PENDING' AND seq IS NOT NULL AND seq <= $2",
@@ -997,15 +1282,18 @@ impl Store {
         rows.iter().map(task_from_row).collect()
     }
 
-    /// Artifact changes accepted and not yet published: a cheap count (the
-    /// partial index on pending rows), for health checks polled often.
+    /// Artifact changes accepted and not yet published: the pending rows
+    /// (a partial index) and the log (only unpublished changes), for health
+    /// checks polled often. A path changed twice counts twice.
     pub async fn pending_count(&self) -> Result<i64> {
-        Ok(
-            sqlx::query("SELECT COUNT(*) AS n FROM artifacts WHERE change_seq > published_seq")
-                .fetch_one(&self.pool)
-                .await?
-                .try_get("n")?,
+        Ok(sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM artifacts WHERE change_seq > published_seq)
+                     + (SELECT COUNT(*) FROM artifact_log
+                         WHERE seq > (SELECT published FROM sequence WHERE id = 1)) AS n",
         )
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?)
     }
 
     /// Counts for the metrics endpoint: artifacts present, pending, tasks by state.
@@ -1028,6 +1316,66 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// A change as [`Engine::json_changes`] returns it: path, bin, info, and
+/// its order (seq, id).
+type ChangeRow = (String, u32, Option<String>, i64, i64);
+
+fn parse_changes(row: &sqlx::any::AnyRow) -> Result<Vec<ChangeRow>> {
+    let text: String = row.try_get("rows")?;
+    serde_json::from_str(&text).map_err(|e| Error::Corrupt(format!("reading pending changes: {e}")))
+}
+
+/// Tasks waiting for the changes up to `max_seq`.
+async fn pending_tasks(tx: &mut sqlx::Transaction<'_, sqlx::Any>, max_seq: i64) -> Result<usize> {
+    let n: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM tasks WHERE state = 'PENDING' AND seq IS NOT NULL AND seq <= $1",
+    )
+    .bind(max_seq)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get("n")?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// Takes the next change sequence number. Its row lock orders every writer
+/// of changes, so numbers (and log ids) follow the commit order.
+async fn next_seq(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<i64> {
+    Ok(
+        sqlx::query("UPDATE sequence SET last = last + 1 WHERE id = 1 RETURNING last")
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get("last")?,
+    )
+}
+
+/// Appends changes to publish to the log, numbered `seq`, in their order:
+/// the API's and the package index's changes alike.
+pub(crate) async fn log_changes(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    engine: Engine,
+    seq: i64,
+    changes: &[ArtifactChange],
+) -> Result<()> {
+    // Multi-row statements: one round trip per 400 changes, not per change.
+    for chunk in changes.chunks(400) {
+        let rows = (0..chunk.len())
+            .map(|i| format!("({})", engine.placeholders(4 * i + 1, 4)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("INSERT INTO artifact_log (seq, path, bin, info) VALUES {rows}");
+        let mut query = sqlx::query(&sql);
+        for change in chunk {
+            query = query
+                .bind(seq)
+                .bind(&change.path)
+                .bind(i64::from(change.bin))
+                .bind(&change.info);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 async fn insert_task(
@@ -1097,14 +1445,31 @@ mod tests {
         }
     }
 
-    /// What a publication that includes changes up to `max_seq` signs in bin 3.
+    /// What a publication that includes changes up to `max_seq` signs in
+    /// bin 3: the bin as `artifacts` has it, then the logged changes, as
+    /// the publisher applies them.
     async fn live(store: &Store, max_seq: i64) -> Vec<(String, String)> {
-        store
+        let mut bin: BTreeMap<String, String> = store
             .bin_contents(&[3], max_seq)
             .await
             .expect("bin contents")
             .remove(&3)
             .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let logged = sqlx::query("SELECT path, info FROM artifact_log WHERE seq <= $1 ORDER BY id")
+            .bind(max_seq)
+            .fetch_all(store.pool())
+            .await
+            .expect("log");
+        for row in logged {
+            let path: String = row.get("path");
+            match row.get::<Option<String>, _>("info") {
+                Some(info) => bin.insert(path, info),
+                None => bin.remove(&path),
+            };
+        }
+        bin.into_iter().collect()
     }
 
     fn entries(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -1148,6 +1513,7 @@ mod tests {
             .finish_publication(s1, &[], epoch, None)
             .await
             .expect("finish");
+        store.merge_published_log().await.expect("merge");
         assert_eq!(published_count(&store).await, 2);
 
         // Two changes of `a` and the removal of `g` wait; a publication
@@ -1165,7 +1531,8 @@ mod tests {
             .await
             .expect("record");
         assert_eq!(live(&store, s1).await, entries(&[("a", "A"), ("g", "G")]));
-        assert_eq!(live(&store, s2).await, entries(&[("a", "A")]));
+        // The log keeps every change: a batch up to s2 signs B.
+        assert_eq!(live(&store, s2).await, entries(&[("a", "B")]));
         assert_eq!(live(&store, s3).await, entries(&[("a", "C")]));
         assert_eq!(published_count(&store).await, 2);
 
@@ -1173,6 +1540,7 @@ mod tests {
             .finish_publication(s3, &[], epoch, None)
             .await
             .expect("finish");
+        store.merge_published_log().await.expect("merge");
         assert_eq!(live(&store, s3).await, entries(&[("a", "C")]));
         assert_eq!(published_count(&store).await, 1);
 
@@ -1203,6 +1571,7 @@ mod tests {
             .finish_publication(batch.max_seq, &[], epoch, batch.pending.as_deref())
             .await
             .expect("finish");
+        store.merge_published_log().await.expect("merge");
 
         store
             .record_changes(
@@ -1213,7 +1582,8 @@ mod tests {
             .await
             .expect("record");
         let batch = store.pending_batch(10).await.expect("batch");
-        let pending = batch.pending.clone().expect("held");
+        let mut pending = batch.pending.clone().expect("held");
+        pending.sort_by(|a, b| a.path.cmp(&b.path));
         assert_eq!(batch.changes, 2);
         assert_eq!(batch.bins, BTreeSet::from([3]));
         assert_eq!(
@@ -1239,6 +1609,7 @@ mod tests {
             .finish_publication(batch.max_seq, &[], epoch, Some(&pending))
             .await
             .expect("finish");
+        store.merge_published_log().await.expect("merge");
         let now = store.last_seq().await.expect("seq");
         assert_eq!(live(&store, now).await, entries(&[("a", "A"), ("b", "B")]));
         assert_eq!(store.pending_batch(10).await.expect("batch").changes, 0);
@@ -1258,6 +1629,117 @@ mod tests {
         assert_eq!(batch.bins, BTreeSet::from([3]));
     }
 
+    /// Accepted changes are logged; a publication moves those it signed
+    /// into `artifacts` as published and leaves the later ones logged.
+    /// Readers of the wanted state see the latest change of each path.
+    #[tokio::test]
+    async fn the_log_holds_changes_until_their_publication_is_recorded() {
+        let (_dir, store, epoch) = publishing_store().await;
+        let logged = |store: &Store| {
+            let pool = store.pool().clone();
+            async move {
+                sqlx::query("SELECT COUNT(*) AS n FROM artifact_log")
+                    .fetch_one(&pool)
+                    .await
+                    .expect("count")
+                    .get::<i64, _>("n")
+            }
+        };
+        store
+            .record_changes(
+                &[change("a", Some("A")), change("b", Some("B"))],
+                false,
+                &task("t1"),
+            )
+            .await
+            .expect("record");
+        store
+            .record_changes(
+                &[change("a", Some("A2")), change("b", None)],
+                false,
+                &task("t2"),
+            )
+            .await
+            .expect("record");
+        assert_eq!(logged(&store).await, 4);
+        let paths = ["a".to_string(), "b".to_string(), "z".to_string()];
+        assert_eq!(
+            store.present_paths(&paths).await.expect("present"),
+            BTreeSet::from(["a".to_string()])
+        );
+        assert_eq!(store.pending_count().await.expect("count"), 4);
+
+        let batch = store.pending_batch(10).await.expect("batch");
+        let mut pending = batch.pending.clone().expect("held");
+        pending.sort_by(|x, y| x.path.cmp(&y.path));
+        assert_eq!(
+            pending,
+            [
+                PendingChange {
+                    path: "a".into(),
+                    bin: 3,
+                    info: Some("A2".into())
+                },
+                PendingChange {
+                    path: "b".into(),
+                    bin: 3,
+                    info: None
+                },
+            ]
+        );
+        assert_eq!((batch.changes, batch.tasks), (2, 2));
+
+        // Logged while the publication runs: stays for the next one.
+        let s3 = store
+            .record_changes(&[change("b", Some("B3"))], false, &task("t3"))
+            .await
+            .expect("record");
+        store
+            .finish_publication(batch.max_seq, &[], epoch, Some(&pending))
+            .await
+            .expect("finish");
+        // Published, still in the log: readers of the live state see it there.
+        assert!(store.published_in_log().await.expect("window"));
+        assert_eq!(store.published_seq().await.expect("mark"), batch.max_seq);
+        assert_eq!(
+            store.published_info("a").await.expect("info").as_deref(),
+            Some("A2")
+        );
+        assert_eq!(store.published_info("b").await.expect("info"), None);
+        assert_eq!(store.pending_count().await.expect("count"), 1);
+        assert_eq!(store.pending_batch(10).await.expect("batch").changes, 1);
+        store.merge_published_log().await.expect("merge");
+        assert!(!store.published_in_log().await.expect("window"));
+        assert_eq!(logged(&store).await, 1);
+        assert_eq!(
+            store.published_info("a").await.expect("info").as_deref(),
+            Some("A2")
+        );
+        assert_eq!(store.published_info("b").await.expect("info"), None);
+        assert_eq!(published_count(&store).await, 1);
+        assert_eq!(live(&store, batch.max_seq).await, entries(&[("a", "A2")]));
+        assert_eq!(live(&store, s3).await, entries(&[("a", "A2"), ("b", "B3")]));
+        assert_eq!(
+            store.present_paths(&paths).await.expect("present"),
+            BTreeSet::from(["a".to_string(), "b".to_string()])
+        );
+        let next = store.pending_batch(10).await.expect("batch");
+        assert_eq!((next.changes, next.tasks), (1, 1));
+
+        // A batch too large to hold moves the log into `artifacts` first.
+        let bulk = store.pending_batch(0).await.expect("batch");
+        assert!(bulk.pending.is_none());
+        assert_eq!((bulk.changes, bulk.tasks), (1, 1));
+        assert_eq!(logged(&store).await, 0);
+        store
+            .finish_publication(bulk.max_seq, &[], epoch, None)
+            .await
+            .expect("finish");
+        store.merge_published_log().await.expect("merge");
+        assert_eq!(published_count(&store).await, 2);
+        assert_eq!(store.pending_count().await.expect("count"), 0);
+    }
+
     /// The publisher's starting copy: published state only, across pages,
     /// and nothing when the repository is larger than asked for.
     #[tokio::test]
@@ -1275,6 +1757,7 @@ mod tests {
             .finish_publication(s1, &[], epoch, None)
             .await
             .expect("finish");
+        store.merge_published_log().await.expect("merge");
         // Pending: a new `c`, `a` changed, `b` removed. None of it is published.
         store
             .record_changes(

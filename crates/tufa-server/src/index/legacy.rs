@@ -448,10 +448,7 @@ async fn commit(
         Err(e) => return index_error(e),
     };
     repo.wake_publisher();
-    let published = match index
-        .wait_published(&uploaded.target, uploaded.seq, PUBLISH_WAIT)
-        .await
-    {
+    let published = match index.wait_published(uploaded.seq, PUBLISH_WAIT).await {
         Ok(p) => p,
         Err(e) => return internal(&e),
     };
