@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
 
@@ -1417,7 +1418,7 @@ fn task_from_row(row: &sqlx::any::AnyRow) -> Result<Task> {
         status: status.map(|s| s != 0),
         message: row.try_get("message")?,
         error: row.try_get("error")?,
-        details: details.and_then(|d| serde_json::from_str(&d).ok()),
+        details: details.and_then(|d| RawValue::from_string(d).ok()),
         created: row.try_get("created")?,
         updated: row.try_get("updated")?,
     })

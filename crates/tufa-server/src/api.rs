@@ -6,10 +6,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tufa_repository::delegations::DelegationAction;
-use tufa_repository::task::Task;
+use tufa_repository::task::{Task, TaskState};
 use tufa_repository::{Accepted, Repository};
 
 use crate::error::ApiError;
@@ -274,16 +275,50 @@ struct TaskQuery {
     task_id: Option<String>,
 }
 
-fn task_json(task: &Task) -> Value {
-    let result = json!({
-        "task": task.kind,
-        "status": task.status,
-        "message": task.message,
-        "error": task.error,
-        "details": task.details,
-        "last_update": tufa_metadata::UtcTime::from_unix(task.updated).to_string(),
-    });
-    json!({"task_id": task.id, "state": task.state, "result": result})
+/// A task as RSTUF reports it, serialized straight from the stored task
+/// (its details are copied as stored, not parsed and rebuilt).
+#[derive(Debug, Serialize)]
+struct TaskView<'a> {
+    task_id: &'a str,
+    state: TaskState,
+    result: TaskResult<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct TaskResult<'a> {
+    task: &'a str,
+    status: Option<bool>,
+    message: Option<&'a str>,
+    error: Option<&'a str>,
+    details: Option<&'a RawValue>,
+    last_update: String,
+}
+
+fn task_view(task: &Task) -> TaskView<'_> {
+    TaskView {
+        task_id: &task.id,
+        state: task.state,
+        result: TaskResult {
+            task: &task.kind,
+            status: task.status,
+            message: task.message.as_deref(),
+            error: task.error.as_deref(),
+            details: task.details.as_deref(),
+            last_update: tufa_metadata::UtcTime::from_unix(task.updated).to_string(),
+        },
+    }
+}
+
+/// RSTUF's response envelope: `{"data": ..., "message": ...}`.
+#[derive(Debug, Serialize)]
+struct Envelope<T> {
+    data: T,
+    message: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct TaskList<'a> {
+    tasks: Vec<TaskView<'a>>,
 }
 
 async fn get_task(
@@ -298,9 +333,11 @@ async fn get_task(
         )
     })?;
     match repo.task(&id).await? {
-        Some(task) => {
-            Ok(Json(json!({"data": task_json(&task), "message": "Task state."})).into_response())
-        }
+        Some(task) => Ok(Json(Envelope {
+            data: task_view(&task),
+            message: "Task state.",
+        })
+        .into_response()),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "Task not found.",
@@ -321,6 +358,49 @@ async fn get_tasks(
 ) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(100).min(10_000);
     let tasks = repo.tasks(limit, q.state.as_deref()).await?;
-    let list: Vec<Value> = tasks.iter().map(task_json).collect();
-    Ok(Json(json!({"data": {"tasks": list}, "message": "Tasks."})).into_response())
+    let tasks = TaskList {
+        tasks: tasks.iter().map(task_view).collect(),
+    };
+    Ok(Json(Envelope {
+        data: tasks,
+        message: "Tasks.",
+    })
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The task shape RSTUF clients read, with the stored details as they were.
+    #[test]
+    fn a_task_serializes_as_rstuf_reports_it() {
+        let task = Task {
+            id: "abc".into(),
+            kind: "add_artifacts".into(),
+            state: TaskState::Success,
+            status: Some(true),
+            message: Some("Artifact(s) Added".into()),
+            error: None,
+            details: RawValue::from_string(
+                r#"{"added_artifacts":["a/b"],"invalid_paths":[]}"#.into(),
+            )
+            .ok(),
+            created: 0,
+            updated: 0,
+        };
+        let text = serde_json::to_string(&Envelope {
+            data: task_view(&task),
+            message: "Task state.",
+        })
+        .expect("serializes");
+        let value: Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(
+            value,
+            json!({"data": {"task_id": "abc", "state": "SUCCESS", "result": {
+                "task": "add_artifacts", "status": true, "message": "Artifact(s) Added",
+                "error": null, "details": {"added_artifacts": ["a/b"], "invalid_paths": []},
+                "last_update": "1970-01-01T00:00:00Z"}}, "message": "Task state."})
+        );
+    }
 }
