@@ -27,7 +27,7 @@ use crate::settings::{
     CLAIMED, Layout, OfflineRoles, RECENTLY_CLAIMED, RepositorySettings, UNCLAIMED,
 };
 use crate::storage::Storage;
-use crate::store::{PendingChange, RoleVersion, Store};
+use crate::store::{LogReadAhead, PendingChange, RoleVersion, Store};
 
 /// Bins built, signed and written at a time: bounds memory during a
 /// publication of every bin of a large repository.
@@ -84,6 +84,8 @@ pub struct Publisher {
     /// background: its tasks have succeeded, and the next batch reads only
     /// changes past the published mark.
     merging: Option<tokio::task::JoinHandle<Result<()>>>,
+    /// Changes read from the log while resting, for the next batch.
+    ahead: LogReadAhead,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -146,6 +148,7 @@ impl Publisher {
             clock,
             epoch,
             merging: None,
+            ahead: LogReadAhead::default(),
         };
         publisher.roles = publisher.store.roles().await?;
         publisher.reconcile_with_storage().await?;
@@ -376,12 +379,30 @@ impl Publisher {
         self.store.merge_published_log().await
     }
 
+    /// Reads the changes logged since the last call, so that the next
+    /// batch has only the rest to read: called while resting between
+    /// publications. A failure only means the batch reads them itself.
+    pub async fn read_ahead(&mut self) {
+        if let Err(e) = self
+            .store
+            .read_log_ahead(&mut self.ahead, PENDING_IN_MEMORY)
+            .await
+        {
+            tracing::debug!(error = %e, "reading the log ahead failed");
+            self.ahead = LogReadAhead::default();
+        }
+    }
+
     /// One publication if anything is pending or due; `None` when idle.
     pub async fn step(&mut self) -> Result<Option<Publication>> {
         self.start_merge();
         let started = Instant::now();
         let now = self.clock.now();
-        let batch = self.store.pending_batch(PENDING_IN_MEMORY).await?;
+        let ahead = std::mem::take(&mut self.ahead);
+        let batch = self
+            .store
+            .pending_batch_after(PENDING_IN_MEMORY, ahead)
+            .await?;
         let pending = batch.pending.map(Arc::new);
         let batch_read = started.elapsed();
         let mut bins = batch.bins.clone();

@@ -1086,8 +1086,7 @@ impl Repository {
                 }
             };
             if worked {
-                let bins = publisher.as_ref().map_or(0, Publisher::bin_count);
-                self.rest_while_changes_arrive(bins).await;
+                self.rest_while_changes_arrive(&mut publisher).await;
             } else {
                 // Changes accepted by this process wake it at once; those
                 // accepted by other processes are seen at the next poll.
@@ -1109,7 +1108,11 @@ impl Repository {
     /// changes, and not at all once none has arrived for [`QUIET`]. The rest
     /// lasts twice as long as publishing the changes accepted so far would
     /// take, or as the last publication took if longer; at most [`MAX_REST`].
-    async fn rest_while_changes_arrive(&self, bins: u32) {
+    ///
+    /// Meanwhile the publisher reads the changes as they are logged, so the
+    /// batch after the rest has little left to read.
+    async fn rest_while_changes_arrive(&self, publisher: &mut Option<Publisher>) {
+        let bins = publisher.as_ref().map_or(0, Publisher::bin_count);
         let Some((took, per_bin)) = self.inner.last_publication.lock().await.as_ref().map(|p| {
             let took = Duration::from_millis(u64::try_from(p.millis).unwrap_or(u64::MAX));
             let per_bin = took / u32::try_from(p.bins_signed.max(1)).unwrap_or(u32::MAX);
@@ -1131,6 +1134,9 @@ impl Repository {
                 .is_err()
             {
                 return;
+            }
+            if let Some(publisher) = publisher.as_mut() {
+                publisher.read_ahead().await;
             }
         }
     }

@@ -125,6 +125,36 @@ impl Engine {
 const DELETE_PUBLISHED_LOG: &str =
     "DELETE FROM artifact_log WHERE seq <= (SELECT published FROM sequence WHERE id = 1)";
 
+/// Changes read from the log ahead of the next batch
+/// ([`Store::read_log_ahead`]), in log order.
+#[derive(Debug, Default)]
+pub struct LogReadAhead {
+    rows: Vec<ChangeRow>,
+    /// The highest log id read.
+    after: i64,
+    /// Too many to hold: the batch is read from `artifacts`.
+    gave_up: bool,
+}
+
+impl LogReadAhead {
+    fn take(&mut self, rows: Vec<ChangeRow>) {
+        if let Some(last) = rows.iter().map(|r| r.4).max() {
+            self.after = self.after.max(last);
+        }
+        self.rows.extend(rows);
+    }
+
+    /// Changes read so far.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Nothing read yet.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
 /// A new artifact version to record.
 #[derive(Debug, Clone)]
 pub struct ArtifactChange {
@@ -795,11 +825,50 @@ impl Store {
     /// import of millions), the log is moved into `artifacts` first, where
     /// the publisher reads the bins a chunk at a time.
     pub async fn pending_batch(&self, hold: usize) -> Result<PendingBatch> {
-        if let Some(batch) = self.pending_in_memory(hold).await? {
+        self.pending_batch_after(hold, LogReadAhead::default())
+            .await
+    }
+
+    /// [`Store::pending_batch`], with the changes `ahead` already read from
+    /// the log: only those logged since are read now.
+    pub async fn pending_batch_after(
+        &self,
+        hold: usize,
+        ahead: LogReadAhead,
+    ) -> Result<PendingBatch> {
+        if let Some(batch) = self.pending_in_memory(hold, ahead).await? {
             return Ok(batch);
         }
         self.merge_log().await?;
         self.pending_in_store().await
+    }
+
+    /// Reads the changes logged since `ahead` last read, while the
+    /// publisher rests: the batch then reads only what came after. Gives up
+    /// (and reads nothing more) past `hold` changes, where the batch is
+    /// read from `artifacts` anyway.
+    pub async fn read_log_ahead(&self, ahead: &mut LogReadAhead, hold: usize) -> Result<()> {
+        if ahead.gave_up {
+            return Ok(());
+        }
+        let sql = self.engine.json_changes(
+            "SELECT path, bin, info, seq, id FROM artifact_log
+             WHERE id > $1 AND seq > (SELECT published FROM sequence WHERE id = 1)",
+        );
+        let rows = parse_changes(
+            &sqlx::query(&sql)
+                .bind(ahead.after)
+                .fetch_one(&self.pool)
+                .await?,
+        )?;
+        ahead.take(rows);
+        if ahead.rows.len() > hold {
+            *ahead = LogReadAhead {
+                gave_up: true,
+                ..LogReadAhead::default()
+            };
+        }
+        Ok(())
     }
 
     /// The pending changes, if at most `hold`: the logged ones past the
@@ -807,30 +876,47 @@ impl Store {
     /// of each path wins. The log is read first: a change another writer
     /// moves into `artifacts` between the two reads (on PostgreSQL each
     /// statement has its own snapshot) is then read twice, never missed.
-    async fn pending_in_memory(&self, hold: usize) -> Result<Option<PendingBatch>> {
+    async fn pending_in_memory(
+        &self,
+        hold: usize,
+        ahead: LogReadAhead,
+    ) -> Result<Option<PendingBatch>> {
+        if ahead.gave_up {
+            return Ok(None);
+        }
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "SELECT last, published,
-                 (SELECT COUNT(*) FROM artifact_log WHERE seq > sequence.published) AS logged
+                 (SELECT COUNT(*) FROM artifact_log WHERE id > $1 AND seq > sequence.published)
+                     AS logged
              FROM sequence WHERE id = 1",
         )
+        .bind(ahead.after)
         .fetch_one(&mut *tx)
         .await?;
         let max_seq: i64 = row.try_get("last")?;
+        let published: i64 = row.try_get("published")?;
         let logged: i64 = row.try_get("logged")?;
-        if usize::try_from(logged).unwrap_or(usize::MAX) > hold {
+        let mut rows = ahead.rows;
+        rows.retain(|r| r.3 > published);
+        if usize::try_from(logged)
+            .unwrap_or(usize::MAX)
+            .saturating_add(rows.len())
+            > hold
+        {
             return Ok(None);
         }
         let log_sql = self.engine.json_changes(
             "SELECT path, bin, info, seq, id FROM artifact_log
-             WHERE seq <= $1 AND seq > (SELECT published FROM sequence WHERE id = 1)",
+             WHERE seq <= $1 AND id > $2 AND seq > (SELECT published FROM sequence WHERE id = 1)",
         );
-        let mut rows = parse_changes(
+        rows.extend(parse_changes(
             &sqlx::query(&log_sql)
                 .bind(max_seq)
+                .bind(ahead.after)
                 .fetch_one(&mut *tx)
                 .await?,
-        )?;
+        )?);
         let room = hold.saturating_sub(rows.len());
         let stored_sql = self.engine.json_changes(
             "SELECT path, bin, info, change_seq AS seq, CAST(0 AS BIGINT) AS id FROM artifacts
@@ -1739,6 +1825,84 @@ mod tests {
         store.merge_published_log().await.expect("merge");
         assert_eq!(published_count(&store).await, 2);
         assert_eq!(store.pending_count().await.expect("count"), 0);
+    }
+
+    /// Changes read ahead while the publisher rests make the same batch as
+    /// reading them all at once, also when a staged write moved them from
+    /// the log into `artifacts` in between.
+    #[tokio::test]
+    async fn changes_read_ahead_make_the_same_batch() {
+        let (_dir, store, _epoch) = publishing_store().await;
+        store
+            .record_changes(
+                &[change("a", Some("A")), change("b", Some("B"))],
+                false,
+                &task("t1"),
+            )
+            .await
+            .expect("record");
+        let mut ahead = LogReadAhead::default();
+        store
+            .read_log_ahead(&mut ahead, 10)
+            .await
+            .expect("read ahead");
+        assert_eq!(ahead.len(), 2);
+        store
+            .record_changes(
+                &[change("a", Some("A2")), change("c", None)],
+                false,
+                &task("t2"),
+            )
+            .await
+            .expect("record");
+        store
+            .read_log_ahead(&mut ahead, 10)
+            .await
+            .expect("read ahead");
+        assert_eq!(ahead.len(), 4);
+        // A staged change moves the whole log into `artifacts`.
+        store
+            .record_changes(
+                &[change("s", Some("S"))],
+                true,
+                &NewTask {
+                    done: true,
+                    ..task("t3")
+                },
+            )
+            .await
+            .expect("record");
+        store
+            .record_changes(&[change("b", Some("B4"))], false, &task("t4"))
+            .await
+            .expect("record");
+
+        let sorted = |batch: PendingBatch| {
+            let mut pending = batch.pending.expect("held");
+            pending.sort_by(|x, y| x.path.cmp(&y.path));
+            (pending, batch.tasks, batch.max_seq)
+        };
+        let all_at_once = sorted(store.pending_batch(10).await.expect("batch"));
+        let with_ahead = sorted(store.pending_batch_after(10, ahead).await.expect("batch"));
+        assert_eq!(with_ahead, all_at_once);
+        let infos: Vec<(&str, Option<&str>)> = with_ahead
+            .0
+            .iter()
+            .map(|c| (c.path.as_str(), c.info.as_deref()))
+            .collect();
+        assert_eq!(infos, [("a", Some("A2")), ("b", Some("B4")), ("c", None)]);
+        assert_eq!(with_ahead.1, 3);
+
+        // Past `hold`, reading ahead gives up and the batch is read in bulk.
+        let mut ahead = LogReadAhead::default();
+        store
+            .read_log_ahead(&mut ahead, 0)
+            .await
+            .expect("read ahead");
+        assert!(ahead.is_empty());
+        let bulk = store.pending_batch_after(10, ahead).await.expect("batch");
+        assert!(bulk.pending.is_none());
+        assert_eq!(bulk.changes, 3);
     }
 
     /// The publisher's starting copy: published state only, across pages,

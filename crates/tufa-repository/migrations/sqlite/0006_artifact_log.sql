@@ -7,8 +7,10 @@
 -- `artifacts` directly (staged changes, publishing staged changes,
 -- `tufa import`) first move every logged change there, so a change in the
 -- log is always newer than its path's row in `artifacts`.
+-- AUTOINCREMENT: an id is never used twice, even after the log is emptied,
+-- so "changes after id N" stays true for a reader that read up to N.
 CREATE TABLE artifact_log (
-    id   INTEGER PRIMARY KEY,
+    id   INTEGER PRIMARY KEY AUTOINCREMENT,
     seq  INTEGER NOT NULL,
     path TEXT NOT NULL,
     bin  INTEGER NOT NULL,
