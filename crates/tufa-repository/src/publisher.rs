@@ -846,10 +846,6 @@ fn encode_changes(pending: &[PendingChange]) -> Result<HashMap<u32, Vec<EncodedC
 /// Written bins: (role, version, file), and files kept for an object store.
 type SignedBins = (Vec<(String, RoleVersion, String)>, Vec<(String, Vec<u8>)>);
 
-/// On a blocking thread: brings the chunk's bins into `cache` (bins read
-/// whole from the store, then the batch's changes), then encodes, signs and
-/// writes each bin in parallel. The cache comes back even on failure; a
-/// publication that fails clears it.
 /// Logs how a background move of published changes out of the log ended,
 /// if it failed.
 fn log_merge_failure(outcome: Option<std::result::Result<Result<()>, tokio::task::JoinError>>) {
@@ -864,6 +860,10 @@ fn log_merge_failure(outcome: Option<std::result::Result<Result<()>, tokio::task
     }
 }
 
+/// On a blocking thread: brings the chunk's bins into `cache` (bins read
+/// whole from the store, then the batch's changes), then encodes, signs and
+/// writes each bin in parallel. The cache comes back even on failure; a
+/// publication that fails clears it.
 #[allow(clippy::too_many_arguments)]
 fn sign_bins(
     mut cache: BinCache,
