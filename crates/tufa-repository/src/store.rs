@@ -111,15 +111,26 @@ impl Engine {
     /// for writes that go to `artifacts` directly, which must come after
     /// every logged change. Run with the `sequence` row held (every writer
     /// of the log takes it first), so nothing is logged meanwhile.
-    pub(crate) fn merge_log(self) -> [String; 4] {
+    pub(crate) fn merge_log(self) -> [String; 5] {
         [
             self.merge_published_log(),
+            DELETE_PUBLISHED_REMOVALS.to_string(),
             DELETE_PUBLISHED_LOG.to_string(),
             self.merge_pending_log(),
             "DELETE FROM artifact_log".to_string(),
         ]
     }
 }
+
+/// After [`Engine::merge_published_log`], deletes the rows of the paths
+/// whose removal it moved in: once no metadata signs a path and nothing
+/// about it waits, it needs no row, and keeping one would grow
+/// `artifacts` by a row for every file ever removed. Only the log's
+/// removals are looked at, by key, so a merge of additions costs nothing.
+const DELETE_PUBLISHED_REMOVALS: &str = "DELETE FROM artifacts
+     WHERE path IN (SELECT path FROM artifact_log
+                    WHERE info IS NULL AND seq <= (SELECT published FROM sequence WHERE id = 1))
+       AND info IS NULL AND staged = 0 AND change_seq <= published_seq";
 
 /// Deletes the logged changes [`Engine::merge_published_log`] moved.
 const DELETE_PUBLISHED_LOG: &str =
@@ -728,6 +739,9 @@ impl Store {
         sqlx::query(&self.engine.merge_published_log())
             .execute(&mut *tx)
             .await?;
+        sqlx::query(DELETE_PUBLISHED_REMOVALS)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(DELETE_PUBLISHED_LOG).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
@@ -1209,6 +1223,15 @@ impl Store {
         sqlx::query(
             "UPDATE sequence SET published = CASE WHEN published < $1 THEN $1 ELSE published END
              WHERE id = 1",
+        )
+        .bind(max_seq)
+        .execute(&mut *tx)
+        .await?;
+        // Removals the publication signed leave no row (as in
+        // [`DELETE_PUBLISHED_REMOVALS`]); the other changes are live.
+        sqlx::query(
+            "DELETE FROM artifacts
+             WHERE change_seq > published_seq AND staged = 0 AND change_seq <= $1 AND info IS NULL",
         )
         .bind(max_seq)
         .execute(&mut *tx)
@@ -1825,6 +1848,109 @@ mod tests {
         store.merge_published_log().await.expect("merge");
         assert_eq!(published_count(&store).await, 2);
         assert_eq!(store.pending_count().await.expect("count"), 0);
+    }
+
+    /// A published removal leaves no row in `artifacts`, whether it came
+    /// through the log or was written there directly; one still pending,
+    /// staged or followed by a newer change keeps its path's row.
+    #[tokio::test]
+    async fn a_published_removal_leaves_no_row() {
+        let (_dir, store, epoch) = publishing_store().await;
+        let rows = |store: &Store| {
+            let pool = store.pool().clone();
+            async move {
+                sqlx::query("SELECT path FROM artifacts ORDER BY path")
+                    .fetch_all(&pool)
+                    .await
+                    .expect("rows")
+                    .iter()
+                    .map(|r| r.get::<String, _>("path"))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let publish = |store: &Store| {
+            let store = store.clone();
+            async move {
+                let batch = store.pending_batch(10).await.expect("batch");
+                store
+                    .finish_publication(batch.max_seq, &[], epoch, batch.pending.as_deref())
+                    .await
+                    .expect("finish");
+                store.merge_published_log().await.expect("merge");
+            }
+        };
+        store
+            .record_changes(
+                &[
+                    change("a", Some("A")),
+                    change("b", Some("B")),
+                    change("c", Some("C")),
+                    change("d", Some("D")),
+                ],
+                false,
+                &task("t1"),
+            )
+            .await
+            .expect("record");
+        publish(&store).await;
+        assert_eq!(rows(&store).await, ["a", "b", "c", "d"]);
+
+        // Through the log: `a` removed; `b` removed and added again; `c`
+        // removed, but a newer addition waits.
+        store
+            .record_changes(
+                &[change("a", None), change("b", None), change("c", None)],
+                false,
+                &task("t2"),
+            )
+            .await
+            .expect("record");
+        store
+            .record_changes(&[change("b", Some("B2"))], false, &task("t3"))
+            .await
+            .expect("record");
+        let batch = store.pending_batch(10).await.expect("batch");
+        let s4 = store
+            .record_changes(&[change("c", Some("C2"))], false, &task("t4"))
+            .await
+            .expect("record");
+        store
+            .finish_publication(batch.max_seq, &[], epoch, batch.pending.as_deref())
+            .await
+            .expect("finish");
+        store.merge_published_log().await.expect("merge");
+        assert_eq!(rows(&store).await, ["b", "d"]);
+        assert_eq!(store.published_info("a").await.expect("info"), None);
+        assert_eq!(store.published_info("c").await.expect("info"), None);
+        assert_eq!(
+            live(&store, s4).await,
+            entries(&[("b", "B2"), ("c", "C2"), ("d", "D")])
+        );
+        publish(&store).await;
+        assert_eq!(rows(&store).await, ["b", "c", "d"]);
+
+        // Written to `artifacts` directly: a staged removal keeps its row
+        // until it is released and published.
+        store
+            .record_changes(&[change("d", None)], true, &task("t5"))
+            .await
+            .expect("record");
+        publish(&store).await;
+        assert_eq!(rows(&store).await, ["b", "c", "d"]);
+        assert_eq!(
+            store.published_info("d").await.expect("info").as_deref(),
+            Some("D")
+        );
+        store.unstage_all(&task("t6")).await.expect("unstage");
+        publish(&store).await;
+        assert_eq!(rows(&store).await, ["b", "c"]);
+        assert_eq!(store.published_info("d").await.expect("info"), None);
+        assert_eq!(published_count(&store).await, 2);
+        let paths = ["a".to_string(), "c".to_string(), "d".to_string()];
+        assert_eq!(
+            store.present_paths(&paths).await.expect("present"),
+            BTreeSet::from(["c".to_string()])
+        );
     }
 
     /// Changes read ahead while the publisher rests make the same batch as
