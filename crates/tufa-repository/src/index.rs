@@ -23,7 +23,7 @@ use tufa_metadata::{HashAlgorithm, SuccinctRoles, TargetFile, UtcTime};
 use crate::error::{Error, Result};
 use crate::publisher::BINS_PREFIX;
 use crate::settings::{RepositorySettings, SETTINGS_KEY};
-use crate::store::{ArtifactChange, Engine, PUBLISHED_INFO, Store, log_changes};
+use crate::store::{ArtifactChange, Engine, PUBLISHED_INFO, Store, log_changes, next_seq};
 
 /// The setting that holds the largest accepted upload, in bytes.
 pub const MAX_UPLOAD_SIZE_KEY: &str = "index_max_upload_size";
@@ -846,15 +846,6 @@ impl Index {
             info,
         }))
     }
-}
-
-async fn next_seq(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<i64> {
-    Ok(
-        sqlx::query("UPDATE sequence SET last = last + 1 WHERE id = 1 RETURNING last")
-            .fetch_one(&mut **tx)
-            .await?
-            .try_get("last")?,
-    )
 }
 
 /// Regenerates both pages of a project from its current files, storing

@@ -1451,7 +1451,7 @@ async fn pending_tasks(tx: &mut sqlx::Transaction<'_, sqlx::Any>, max_seq: i64) 
 
 /// Takes the next change sequence number. Its row lock orders every writer
 /// of changes, so numbers (and log ids) follow the commit order.
-async fn next_seq(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<i64> {
+pub(crate) async fn next_seq(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<i64> {
     Ok(
         sqlx::query("UPDATE sequence SET last = last + 1 WHERE id = 1 RETURNING last")
             .fetch_one(&mut **tx)
